@@ -1,0 +1,44 @@
+# Entry points for people and CI. `make test` is what CI runs (.ci/run) and what a new user runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export ENVTEST_DIR ?= $(CURDIR)/.build/envtest
+CARGO ?= cargo
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## build (once) and cache kube-apiserver, kube-controller-manager, kubectl, etcd and helm
+	@hack/build-tools.sh >/dev/null
+
+.PHONY: envtest
+envtest: ## start the local control plane and print its kubeconfig path
+	@hack/envtest.sh start
+
+.PHONY: envtest-stop
+envtest-stop: ## stop the local control plane and everything it started
+	@hack/envtest.sh stop
+
+.PHONY: test
+test: ## everything: unit, integration (control plane + Clerk simulator) and contract tests
+	@hack/test.sh
+
+.PHONY: crds
+crds: ## regenerate crds/ and the chart's CRDs from the Rust types
+	$(CARGO) run --quiet -- crd > crds/actortokens.dev.yaml
+	cp crds/actortokens.dev.yaml charts/actor-token-operator/crds/actortokens.dev.yaml
+
+.PHONY: demo
+demo: ## the whole story on a local control plane with the Clerk simulator, then clean up
+	@hack/demo.sh
+
+.PHONY: fmt
+fmt: ## format the Rust code
+	$(CARGO) fmt --all
+
+.PHONY: clean
+clean: envtest-stop ## stop the control plane and remove build output (the tool cache stays)
+	rm -rf .build target

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Builds the local control plane's binaries from their Go modules and caches them by version:
+#   kube-apiserver, kube-controller-manager, kubectl  (k8s.io/kubernetes, one version)
+#   etcd                                              (go.etcd.io/etcd/server/v3)
+#   helm                                              (helm.sh/helm/v4)
+# Prints the cache's bin directory on stdout; progress goes to stderr.
+# Nothing is downloaded but Go modules: no prebuilt binaries exist on these machines.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache=${ATO_CACHE_DIR:-$HOME/.cache/actor-token-operator}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v go >/dev/null || die "go is not on PATH; install Go 1.26 or newer (it builds the test control plane)."
+
+# Runs a build, printing a line every minute so a long first build is visibly alive.
+with_progress() {
+  local what=$1 estimate=$2; shift 2
+  local start=$SECONDS
+  log "building $what (first build only; about $estimate on 2 cores, cached afterwards)"
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && log "  still building $what: $(( (SECONDS - start) / 60 )) min so far"
+  done
+  if ! wait "$pid"; then
+    die "building $what failed (see the go output above). Check that the Go module proxy is reachable and that there is disk space under $cache."
+  fi
+  log "built $what in $(( SECONDS - start )) s"
+}
+
+# A wrapper module for k8s.io/kubernetes: its go.mod requires every staging module at v0.0.0
+# and replaces it with a local folder, so each must be pointed at its published v0.N.P tag.
+# The list is derived from the release's own go.mod, since it changes between releases.
+build_kubernetes() {
+  local out=$cache/kubernetes-$KUBERNETES_VERSION
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kubectl ]]; then return; fi
+  local work=$cache/src/kubernetes-$KUBERNETES_VERSION
+  rm -rf "$work" && mkdir -p "$work"
+  local gomod
+  gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+  [[ -f $gomod ]] || die "could not download k8s.io/kubernetes@$KUBERNETES_VERSION from the Go module proxy."
+  local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
+  local staging_version=v0.${KUBERNETES_VERSION#v1.}
+  {
+    echo "module actor-token-operator/hack/kubernetes"
+    echo
+    grep -E '^go [0-9.]+$' "$gomod"
+    grep -E '^godebug ' "$gomod" || true
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    grep -E '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+  } >"$work/go.mod"
+  local ver=k8s.io/component-base/version
+  local ldflags="-s -w -X $ver.gitVersion=$KUBERNETES_VERSION -X $ver.gitMajor=1 -X $ver.gitMinor=$minor -X $ver.gitTreeState=clean -X $ver.buildDate=1970-01-01T00:00:00Z"
+  mkdir -p "$work/bin"
+  (cd "$work" && with_progress "kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION" "15-25 min" \
+    go build -trimpath -ldflags "$ldflags" -o bin/ \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
+  rm -rf "$out.tmp" && mv "$work/bin" "$out.tmp" && rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# etcd's server module carries replace directives of its own, so it too needs a wrapper.
+build_etcd() {
+  local out=$cache/etcd-$ETCD_VERSION
+  [[ -x $out/etcd ]] && return
+  local work=$cache/src/etcd-$ETCD_VERSION
+  rm -rf "$work" && mkdir -p "$work/bin"
+  printf 'module actor-token-operator/hack/etcd\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$work/go.mod"
+  (cd "$work" && with_progress "etcd $ETCD_VERSION" "2-4 min" \
+    go build -trimpath -ldflags "-s -w" -o bin/etcd go.etcd.io/etcd/server/v3)
+  rm -rf "$out" && mv "$work/bin" "$out"
+}
+
+build_helm() {
+  local out=$cache/helm-$HELM_VERSION
+  [[ -x $out/helm ]] && return
+  local work=$cache/src/helm-$HELM_VERSION
+  rm -rf "$work" && mkdir -p "$work/bin"
+  printf 'module actor-token-operator/hack/helm\n\ngo 1.26\n\nrequire helm.sh/helm/v4 %s\n' "$HELM_VERSION" >"$work/go.mod"
+  (cd "$work" && with_progress "helm $HELM_VERSION" "3-5 min" \
+    go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" -o bin/helm helm.sh/helm/v4/cmd/helm)
+  rm -rf "$out" && mv "$work/bin" "$out"
+}
+
+# One bin directory of symlinks, so callers need a single PATH entry.
+link_bin() {
+  local bin=$cache/bin-k8s$KUBERNETES_VERSION-etcd$ETCD_VERSION-helm$HELM_VERSION
+  mkdir -p "$bin"
+  for f in kube-apiserver kube-controller-manager kubectl; do ln -sf "$cache/kubernetes-$KUBERNETES_VERSION/$f" "$bin/$f"; done
+  ln -sf "$cache/etcd-$ETCD_VERSION/etcd" "$bin/etcd"
+  ln -sf "$cache/helm-$HELM_VERSION/helm" "$bin/helm"
+  echo "$bin"
+}
+
+mkdir -p "$cache"
+# Serialise concurrent builds (two terminals, or make -j) on one lock.
+exec 9>"$cache/.build.lock"
+flock 9
+build_etcd
+build_helm
+build_kubernetes
+link_bin

@@ -1,0 +1,139 @@
+//! Test support shared by every integration test file: one local control plane per test run
+//! (started by `make test`, or on demand when a single test file is run by hand) and one fresh
+//! namespace per test, deleted when the test ends, whether it passed or not.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client, Config,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+/// A running control plane: where its kubeconfig is and which kubectl matches it.
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    pub bin_dir: PathBuf,
+}
+
+impl ControlPlane {
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("kubectl"));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    pub fn helm(&self) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("helm"));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// A client with the admin identity.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read the envtest kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("load the envtest kubeconfig");
+        Client::try_from(config).expect("build a kube client")
+    }
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The control plane for this test run. `make test` starts one and passes its state folder in
+/// `ENVTEST_DIR`; a test binary run on its own starts a private one that stops when the binary
+/// exits (the control plane's supervisor watches this process).
+pub fn control_plane() -> &'static ControlPlane {
+    static PLANE: OnceLock<ControlPlane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let script = repo_root().join("hack/envtest.sh");
+        let mut cmd = Command::new("bash");
+        cmd.arg(&script).arg("start");
+        let state = match std::env::var_os("ENVTEST_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let dir = repo_root()
+                    .join("target/envtest")
+                    .join(std::process::id().to_string());
+                cmd.env("ENVTEST_DIR", &dir).env("ENVTEST_EPHEMERAL", "1");
+                cmd.arg("--owner-pid").arg(std::process::id().to_string());
+                dir
+            }
+        };
+        let output = cmd
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "the local control plane did not start (see the [envtest] lines above); \
+             try `make envtest` to see the failure on its own"
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        let env = std::fs::read_to_string(state.join("env")).expect("read the control plane's env file");
+        let bin_dir = env
+            .lines()
+            .find_map(|l| l.strip_prefix("BIN="))
+            .map(PathBuf::from)
+            .expect("BIN in the control plane's env file");
+        ControlPlane { kubeconfig, bin_dir }
+    })
+}
+
+/// A namespace of the test's own, deleted (without waiting) when dropped, even on panic.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> Self {
+        let suffix: u32 = rand::random();
+        let name = format!("{prefix}-{suffix:08x}");
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "labels": { "actortokens.dev/test": "true" } }
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create the test namespace");
+        TestNamespace { name }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = control_plane()
+            .kubectl()
+            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .output();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
