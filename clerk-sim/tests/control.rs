@@ -1,0 +1,147 @@
+//! The `/__sim/` control surface.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn tokens_lists_every_token_with_status_and_expiry() {
+    let sim = sim().await;
+    let a = create(&sim, json!({"user_id": "user_a", "actor": {"sub": "user_x", "k": "v"}, "expires_in_seconds": 100})).await;
+    let b = create_ok(&sim).await;
+    revoke(&sim, b["id"].as_str().unwrap()).await;
+    let list = sim_get(&sim, "/__sim/tokens").await;
+    assert_eq!(list.status, 200);
+    let list = list.body.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], a.body["id"]);
+    assert_eq!(list[0]["status"], "pending");
+    assert_eq!(list[0]["user_id"], "user_a");
+    assert_eq!(list[0]["actor"], json!({"sub": "user_x", "k": "v"}));
+    assert_eq!(
+        list[0]["expires_at"].as_i64().unwrap(),
+        a.body["created_at"].as_i64().unwrap() + 100
+    );
+    assert_eq!(list[0]["url"], a.body["url"]);
+    assert_eq!(list[1]["status"], "revoked");
+
+    sim.advance_clock(Duration::from_secs(100));
+    let list = sim_get(&sim, "/__sim/tokens").await.body;
+    assert_eq!(list[0]["status"], "expired");
+    // The library view agrees with the JSON.
+    let tokens: Vec<clerk_sim::SimToken> = serde_json::from_value(list).unwrap();
+    assert_eq!(tokens, sim.tokens());
+}
+
+#[tokio::test]
+async fn accept_through_the_control_surface() {
+    let sim = sim().await;
+    let id = create_ok(&sim).await["id"].as_str().unwrap().to_owned();
+    let a = sim_post(&sim, &format!("/__sim/tokens/{id}/accept"), None).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["status"], "accepted");
+    let again = sim_post(&sim, &format!("/__sim/tokens/{id}/accept"), None).await;
+    assert_eq!(again.status, 409);
+    assert!(again.body["errors"][0]["code"].is_string());
+    assert_eq!(
+        sim_post(&sim, "/__sim/tokens/act_nope/accept", None)
+            .await
+            .status,
+        404
+    );
+
+    let short = create(
+        &sim,
+        json!({"user_id": "u", "actor": {"sub": "a"}, "expires_in_seconds": 1}),
+    )
+    .await;
+    let short = short.body["id"].as_str().unwrap().to_owned();
+    sim.advance_clock(Duration::from_secs(2));
+    assert_eq!(
+        sim_post(&sim, &format!("/__sim/tokens/{short}/accept"), None)
+            .await
+            .status,
+        410
+    );
+    assert_eq!(sim.stats().create.total, 2, "control calls are not counted");
+}
+
+#[tokio::test]
+async fn stats_and_requests_report_counts() {
+    let sim = sim().await;
+    create_ok(&sim).await;
+    revoke(&sim, "act_nope").await;
+    for path in ["/__sim/stats", "/__sim/requests"] {
+        let s = sim_get(&sim, path).await;
+        assert_eq!(s.status, 200);
+        assert_eq!(s.body["create"]["total"], 1);
+        assert_eq!(s.body["create"]["by_status"]["200"], 1);
+        assert_eq!(s.body["revoke"]["by_status"]["404"], 1);
+        assert_eq!(s.body["api_versions"]["2026-05-12"], 1);
+        let parsed: clerk_sim::Stats = serde_json::from_value(s.body).unwrap();
+        assert_eq!(parsed, sim.stats());
+    }
+}
+
+#[tokio::test]
+async fn reset_clears_tokens_and_counters() {
+    let sim = sim().await;
+    create_ok(&sim).await;
+    let a = sim_post(&sim, "/__sim/reset", None).await;
+    assert_eq!(a.status, 204);
+    assert_eq!(sim_get(&sim, "/__sim/tokens").await.body, json!([]));
+    assert_eq!(
+        sim_get(&sim, "/__sim/stats").await.body["create"]["total"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn reset_clears_rate_limit_windows_but_keeps_faults() {
+    let sim = sim_with(clerk_sim::Faults {
+        rate_limit: Some(clerk_sim::RateLimit::per_key(1, Duration::from_secs(60))),
+        ..Default::default()
+    })
+    .await;
+    create_ok(&sim).await;
+    assert_eq!(create_raw(&sim, "{}").await.status, 429);
+    sim.reset();
+    create_ok(&sim).await;
+    assert!(sim.faults().rate_limit.is_some());
+}
+
+#[tokio::test]
+async fn clock_can_be_read_and_advanced() {
+    let sim = sim().await;
+    let now = sim_get(&sim, "/__sim/clock").await.body["now"]
+        .as_i64()
+        .unwrap();
+    let a = sim_post(&sim, "/__sim/clock/advance", Some(json!({"seconds": 3600}))).await;
+    assert_eq!(a.status, 200);
+    let later = a.body["now"].as_i64().unwrap();
+    assert!(
+        (now + 3600..=now + 3602).contains(&later),
+        "{now} -> {later}"
+    );
+    assert_eq!(
+        sim_post(&sim, "/__sim/clock/advance", Some(json!({"seconds": -1})))
+            .await
+            .status,
+        400
+    );
+    assert!(sim.now_unix() >= later);
+}
+
+#[tokio::test]
+async fn control_surface_needs_no_auth_and_ignores_faults() {
+    let sim = sim_with(clerk_sim::Faults {
+        server_error_share: 1.0,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(sim_get(&sim, "/__sim/tokens").await.status, 200);
+    assert_eq!(sim_get(&sim, "/__sim/stats").await.status, 200);
+}
