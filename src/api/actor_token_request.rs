@@ -1,0 +1,213 @@
+//! `ActorTokenRequest`: one request for one Clerk actor token, i.e. one sign-in link that lets
+//! an actor (support staff) act as a user for a bounded time.
+
+use std::{borrow::Cow, collections::BTreeMap};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::SpecDuration;
+
+/// What a user applies: impersonate `userId` as `actor` for `expiresIn`. The spec can't be
+/// changed once created: a changed request is a new request, never a second token for the old.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "actortokens.dev",
+    version = "v1alpha1",
+    kind = "ActorTokenRequest",
+    namespaced,
+    status = "ActorTokenRequestStatus",
+    shortname = "atr",
+    category = "clerk",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"User","type":"string","jsonPath":".spec.userId"}"#,
+    printcolumn = r#"{"name":"Actor","type":"string","jsonPath":".spec.actor.sub"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: create a new ActorTokenRequest instead"))]
+#[serde(rename_all = "camelCase")]
+pub struct ActorTokenRequestSpec {
+    /// The Clerk user to impersonate (`user_…`).
+    #[schemars(length(min = 6, max = 64), regex(pattern = r"^user_[A-Za-z0-9]+$"))]
+    pub user_id: String,
+
+    /// Who impersonates: `sub` is the impersonating Clerk user's ID. Other keys are kept as
+    /// given; Clerk copies the whole actor into the session token's `act` claim.
+    pub actor: Actor,
+
+    /// How long the sign-in link can be used. Default 1h, at most 24h.
+    #[serde(default = "default_expires_in")]
+    pub expires_in: SpecDuration,
+
+    /// How long the session the link opens may last. Default 30m, at most 24h.
+    #[serde(default = "default_session_max_duration")]
+    pub session_max_duration: SpecDuration,
+
+    /// The Clerk instance to ask. Default: the ClusterClerkInstance named `default`.
+    #[serde(default)]
+    pub instance_ref: InstanceRef,
+
+    /// The Secret to write the sign-in link into, in the request's namespace. Default: the
+    /// request's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub secret_name: Option<String>,
+
+    /// Labels for the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_labels: BTreeMap<String, String>,
+
+    /// Annotations for the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_annotations: BTreeMap<String, String>,
+
+    /// Why: free text for people and audit, such as a ticket link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
+}
+
+fn default_expires_in() -> SpecDuration {
+    SpecDuration::new("1h")
+}
+
+fn default_session_max_duration() -> SpecDuration {
+    SpecDuration::new("30m")
+}
+
+/// The impersonating party. `sub` is required; every other key is passed to Clerk unchanged.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Actor {
+    /// The actor as Clerk's API takes it: one JSON object holding `sub` and the extra keys.
+    pub fn to_clerk(&self) -> serde_json::Map<String, Value> {
+        let mut map: serde_json::Map<String, Value> = self.extra.clone().into_iter().collect();
+        map.insert("sub".into(), Value::String(self.sub.clone()));
+        map
+    }
+}
+
+impl JsonSchema for Actor {
+    fn schema_name() -> Cow<'static, str> {
+        "Actor".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "description": "Who impersonates: `sub` is the impersonating Clerk user's ID. Other keys are kept as given; Clerk copies the whole actor into the session token's `act` claim.",
+            "required": ["sub"],
+            "properties": {
+                "sub": {
+                    "type": "string",
+                    "description": "The impersonating Clerk user's ID.",
+                    "minLength": 1,
+                    "maxLength": 64
+                }
+            },
+            "x-kubernetes-preserve-unknown-fields": true
+        })
+    }
+}
+
+/// Which Clerk instance issues the token.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub struct InstanceRef {
+    #[serde(default)]
+    pub kind: InstanceKind,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+impl Default for InstanceRef {
+    fn default() -> Self {
+        Self { kind: InstanceKind::ClusterClerkInstance, name: "default".into() }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum InstanceKind {
+    /// A ClerkInstance in the request's own namespace.
+    ClerkInstance,
+    /// A cluster-wide ClusterClerkInstance.
+    #[default]
+    ClusterClerkInstance,
+}
+
+/// Where a request is in its life. `Issued` is the only phase with a usable link; the last
+/// three are final.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Waiting for a token (or for the instance, or for Clerk).
+    Pending,
+    /// The Secret holds a live sign-in link.
+    Issued,
+    /// The link's time ran out; the token was revoked if unused and the Secret deleted.
+    Expired,
+    /// The token was revoked before it expired (its Secret was deleted).
+    Revoked,
+    /// The request can't be served as written (see the Ready condition).
+    Failed,
+}
+
+impl Phase {
+    /// Final phases: nothing more will happen until the request is deleted.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Phase::Expired | Phase::Revoked | Phase::Failed)
+    }
+}
+
+/// What the operator has done for a request. Never holds a token or a link.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorTokenRequestStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Clerk's ID of the token issued for this request (not a credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The Secret holding the sign-in link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Time>,
+    /// When the sign-in link stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Time>,
+    /// Tokens Clerk may have created for this request whose answer never arrived (the
+    /// connection dropped). Clerk can't list tokens, so these can't be revoked: each stays
+    /// usable by whoever holds its link (no one does) until it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::conditions::conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+impl ActorTokenRequest {
+    /// The Secret this request writes: `spec.secretName`, else the request's own name.
+    pub fn secret_name(&self) -> String {
+        self.spec
+            .secret_name
+            .clone()
+            .or_else(|| self.metadata.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn phase(&self) -> Option<Phase> {
+        self.status.as_ref().and_then(|s| s.phase)
+    }
+}
