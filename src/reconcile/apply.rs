@@ -1,0 +1,429 @@
+//! Carries out what `decide` chose: Clerk calls, status writes, Secret writes, the finalizer,
+//! events. Thin on purpose; the choices are made in `decide`.
+//!
+//! Every status write is a full replace at the resourceVersion the decision was made on, so a
+//! decision taken on a stale view (an old watch cache, a second operator) loses with a 409
+//! instead of overwriting what someone else recorded.
+
+use std::time::Duration;
+
+use k8s_openapi::{
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::{SignedDuration, Timestamp},
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    runtime::{
+        controller::Action as Requeue,
+        events::{Event, EventType},
+    },
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{
+    Context, Error,
+    decide::{self, Action, may_give_up_revoking, plan_token},
+    error::{is_already_exists, is_conflict, is_not_found},
+    secret::{Delivery, secret_for},
+};
+use crate::{
+    api::{ActorTokenRequest, ActorTokenRequestStatus, FINALIZER, MANAGER, Phase, conditions},
+    clerk::{ClerkClient, ClerkError, RevokeOutcome},
+};
+
+/// After an action: stop here (and maybe look again later), or decide again on the object as
+/// it now is.
+pub enum Next {
+    Done(Requeue),
+    Again(ActorTokenRequest),
+}
+
+pub async fn apply(action: Action, request: &ActorTokenRequest, secret: Option<&Secret>, ctx: &Context) -> Result<Next, Error> {
+    let now = Timestamp::now();
+    match action {
+        Action::Wait { until: Some(at) } => Ok(Next::Done(Requeue::requeue(until(at, now)))),
+        Action::Wait { until: None } => Ok(Next::Done(Requeue::await_change())),
+        Action::AddFinalizer => add_finalizer(request, ctx).await,
+        Action::Issue => issue(request, ctx).await,
+        Action::FailSecretConflict => {
+            fail_secret_conflict(request, None, ctx).await?;
+            Ok(Next::Done(Requeue::await_change()))
+        }
+        Action::MarkIssued => mark_issued(request, ctx).await,
+        Action::RevokeUndelivered { token_id } => revoke_undelivered(request, &token_id, ctx).await,
+        Action::Expire { token_id, delete_secret } => expire(request, token_id, delete_secret.then_some(secret).flatten(), ctx).await,
+        Action::RevokeForDeletedSecret { token_id } => revoke_for_deleted_secret(request, token_id, ctx).await,
+        Action::Finalize { revoke, delete_secret } => finalize(request, revoke, delete_secret.then_some(secret).flatten(), ctx).await,
+    }
+}
+
+async fn add_finalizer(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+    let mut finalizers = request.finalizers().to_vec();
+    finalizers.push(FINALIZER.into());
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() } });
+    match api(request, ctx).patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(updated) => Ok(Next::Again(updated)),
+        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+    let resolved = match ctx.instances.resolve(request).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            set_waiting(request, &error, ctx).await;
+            return Err(error);
+        }
+    };
+    let new_token = match plan_token(&request.spec, &resolved.limits) {
+        Ok(token) => token,
+        Err(problem) => {
+            let status = failed(request, "DurationNotAllowed", &problem);
+            write_status(request, status, ctx).await?;
+            publish(ctx, request, EventType::Warning, "DurationNotAllowed", "Issue", problem).await;
+            return Ok(Next::Done(Requeue::await_change()));
+        }
+    };
+
+    let token = match resolved.client.create_actor_token(&new_token).await {
+        Ok(token) => token,
+        Err(error) => return create_failed(request, error, &resolved.client, ctx).await,
+    };
+    let issued_at = Timestamp::now();
+    let expires_at = issued_at + SignedDuration::from_secs(new_token.expires_in_seconds as i64);
+
+    // Record before delivering: from here on a restart finds the token's ID and revokes it.
+    let mut status = request.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Pending);
+    status.token_id = Some(token.id.clone());
+    status.secret_name = Some(request.secret_name());
+    status.issued_at = Some(Time(issued_at));
+    status.expires_at = Some(Time(expires_at));
+    status.revoked_at = None;
+    let recorded = match write_status(request, status, ctx).await {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            // Someone recorded something else first (a second operator, or our view was
+            // stale), or the write failed: this token must not stay live unrecorded.
+            let cause = if is_conflict(&error) { "lost-race" } else { "record-failed" };
+            warn!(token_id = %token.id, cause, "token could not be recorded; revoking it");
+            revoke(&resolved.client, &token.id, cause, ctx).await.ok();
+            return if is_conflict(&error) { refetch(request, ctx).await } else { Err(error.into()) };
+        }
+    };
+    info!(token_id = %token.id, "token recorded");
+
+    let delivery = Delivery { url: token.url.expose(), token: token.token.expose(), token_id: &token.id, expires_at };
+    match deliver(&recorded, &delivery, ctx).await {
+        Ok(()) => {}
+        Err(Delivered::Conflict) => {
+            revoke(&resolved.client, &token.id, "secret-conflict", ctx).await.ok();
+            fail_secret_conflict(&recorded, Some(Timestamp::now()), ctx).await?;
+            return Ok(Next::Done(Requeue::await_change()));
+        }
+        // The token stays recorded: the next reconcile revokes it and issues anew.
+        Err(Delivered::Failed(error)) => return Err(error),
+    }
+    mark_issued(&recorded, ctx).await
+}
+
+/// A create that didn't produce a token.
+async fn create_failed(request: &ActorTokenRequest, error: ClerkError, client: &ClerkClient, ctx: &Context) -> Result<Next, Error> {
+    if error.is_final() {
+        let message = format!("Clerk rejected the token request: {error}");
+        write_status(request, failed(request, error.reason(), &message), ctx).await?;
+        publish(ctx, request, EventType::Warning, error.reason(), "Issue", message).await;
+        return Ok(Next::Done(Requeue::await_change()));
+    }
+    if error.outcome_unknown() {
+        if let Some(token_id) = error.token_id() {
+            // Clerk made a token but its answer was unusable: we know its ID, so revoke it.
+            revoke(client, token_id, "unusable-answer", ctx).await.ok();
+        } else {
+            // A token may exist that no one can name, so no one can revoke: count it.
+            ctx.metrics.tokens_lost.inc();
+            let mut status = waiting_status(request, &Error::Clerk(error.clone()));
+            status.lost_tokens = Some(status.lost_tokens.unwrap_or(0) + 1);
+            write_status(request, status, ctx).await.ok();
+            publish(
+                ctx,
+                request,
+                EventType::Warning,
+                "TokenAnswerLost",
+                "Issue",
+                "Clerk's answer to a token create was lost; a token may exist that cannot be revoked and will stay valid until it expires. Retrying."
+                    .into(),
+            )
+            .await;
+            return Err(error.into());
+        }
+    }
+    let error = Error::Clerk(error);
+    set_waiting(request, &error, ctx).await;
+    Err(error)
+}
+
+enum Delivered {
+    Conflict,
+    Failed(Error),
+}
+
+/// Writes the link's Secret: creates it, or replaces one this request wrote earlier. A Secret
+/// of anyone else's is left exactly as it is.
+async fn deliver(request: &ActorTokenRequest, delivery: &Delivery<'_>, ctx: &Context) -> Result<(), Delivered> {
+    let secrets = secrets(request, ctx);
+    let desired = secret_for(request, delivery);
+    let name = request.secret_name();
+    let pp = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let failed = |source| Delivered::Failed(Error::Secret { name: name.clone(), source });
+    match secrets.create(&pp, &desired).await {
+        Ok(_) => return Ok(()),
+        Err(e) if is_already_exists(&e) => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let existing = secrets.get_opt(&name).await.map_err(failed)?;
+    match existing {
+        Some(existing) if matches!(super::secret::secret_state(request, Some(&existing)), decide::SecretState::Ours { .. }) => {
+            let mut replacement = desired;
+            replacement.metadata.resource_version = existing.metadata.resource_version;
+            secrets.replace(&name, &pp, &replacement).await.map(|_| ()).map_err(failed)
+        }
+        Some(_) => Err(Delivered::Conflict),
+        // Deleted in between: try once more from the top on the next reconcile.
+        None => Err(failed(kube::Error::Api(Box::new(kube::core::Status::failure("Secret vanished while being written", "Conflict").with_code(409))))),
+    }
+}
+
+async fn mark_issued(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+    let mut status = request.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Issued);
+    let expires_at = status.expires_at.as_ref().map(|t| t.0);
+    let message = format!(
+        "The sign-in link is in Secret {}; it works until {}",
+        request.secret_name(),
+        expires_at.map(|t| t.to_string()).unwrap_or_default()
+    );
+    set_ready(&mut status, request, true, "Issued", &message);
+    match write_status(request, status, ctx).await {
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
+        Err(e) => return Err(e.into()),
+    }
+    ctx.metrics.tokens_issued.inc();
+    publish(ctx, request, EventType::Normal, "Issued", "Issue", message).await;
+    let now = Timestamp::now();
+    Ok(Next::Done(match expires_at {
+        Some(at) => Requeue::requeue(until(at, now)),
+        None => Requeue::await_change(),
+    }))
+}
+
+async fn revoke_undelivered(request: &ActorTokenRequest, token_id: &str, ctx: &Context) -> Result<Next, Error> {
+    revoke_or_give_up(request, token_id, "undelivered", ctx).await?;
+    let mut status = request.status.clone().unwrap_or_default();
+    status.token_id = None;
+    status.issued_at = None;
+    status.expires_at = None;
+    match write_status(request, status, ctx).await {
+        Ok(updated) => Ok(Next::Again(updated)),
+        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn expire(request: &ActorTokenRequest, token_id: Option<String>, secret: Option<&Secret>, ctx: &Context) -> Result<Next, Error> {
+    if let Some(token_id) = &token_id {
+        // Past expiry Clerk no longer accepts the token, so one try is enough; it only
+        // matters if Clerk's clock is behind ours.
+        if let Some(client) = ctx.instances.for_revoke(request).await {
+            revoke(&client, token_id, "expired", ctx).await.ok();
+        }
+    }
+    delete_secret(request, secret, ctx).await?;
+    let mut status = request.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Expired);
+    let message = "The sign-in link expired; its Secret was deleted. Create a new request for a new link.";
+    set_ready(&mut status, request, false, "Expired", message);
+    match write_status(request, status, ctx).await {
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
+        Err(e) => return Err(e.into()),
+    }
+    publish(ctx, request, EventType::Normal, "Expired", "Expire", message.into()).await;
+    Ok(Next::Done(Requeue::await_change()))
+}
+
+async fn revoke_for_deleted_secret(request: &ActorTokenRequest, token_id: Option<String>, ctx: &Context) -> Result<Next, Error> {
+    if let Some(token_id) = &token_id {
+        revoke_or_give_up(request, token_id, "secret-deleted", ctx).await?;
+    }
+    let mut status = request.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Revoked);
+    status.revoked_at = Some(Time(Timestamp::now()));
+    let message = format!(
+        "Secret {} was deleted, so the token was revoked. Create a new request for a new link.",
+        request.secret_name()
+    );
+    set_ready(&mut status, request, false, "SecretDeleted", &message);
+    match write_status(request, status, ctx).await {
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
+        Err(e) => return Err(e.into()),
+    }
+    publish(ctx, request, EventType::Warning, "SecretDeleted", "Revoke", message).await;
+    Ok(Next::Done(Requeue::await_change()))
+}
+
+async fn finalize(request: &ActorTokenRequest, revoke: Option<String>, secret: Option<&Secret>, ctx: &Context) -> Result<Next, Error> {
+    if let Some(token_id) = &revoke {
+        revoke_or_give_up(request, token_id, "deleted", ctx).await?;
+    }
+    delete_secret(request, secret, ctx).await?;
+    let finalizers: Vec<String> = request.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() } });
+    match api(request, ctx).patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(Next::Done(Requeue::await_change())),
+        Err(e) if is_not_found(&e) => Ok(Next::Done(Requeue::await_change())),
+        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Revokes a token that may be live, or, when that fails, decides whether holding on still
+/// protects anything (see `decide::may_give_up_revoking`).
+async fn revoke_or_give_up(request: &ActorTokenRequest, token_id: &str, cause: &'static str, ctx: &Context) -> Result<(), Error> {
+    let expires_at = request.status.as_ref().and_then(|s| s.expires_at.as_ref()).map(|t| t.0);
+    let client = ctx.instances.for_revoke(request).await;
+    let error = match &client {
+        Some(client) => match revoke(client, token_id, cause, ctx).await {
+            Ok(()) => return Ok(()),
+            Err(error) => Error::Clerk(error),
+        },
+        None => Error::InstanceNotReady("no Clerk instance to revoke the token with".into()),
+    };
+    if !may_give_up_revoking(expires_at, Timestamp::now(), client.is_some()) {
+        set_waiting(request, &error, ctx).await;
+        return Err(error);
+    }
+    ctx.metrics.revokes_abandoned.inc();
+    let note = format!(
+        "Could not revoke token {token_id} ({error}); letting go, since {}.",
+        if client.is_some() { "it has expired" } else { "its Clerk instance and key are gone" }
+    );
+    warn!(token_id, %error, "giving up on revoking");
+    publish(ctx, request, EventType::Warning, "RevokeAbandoned", "Revoke", note).await;
+    Ok(())
+}
+
+/// One revoke. A token that is no longer pending, or unknown to Clerk, has nothing live to
+/// revoke: that counts as done.
+async fn revoke(client: &ClerkClient, token_id: &str, cause: &'static str, ctx: &Context) -> Result<(), ClerkError> {
+    let outcome = client.revoke_actor_token(token_id).await?;
+    info!(token_id, cause, ?outcome, "token revoked");
+    if outcome == RevokeOutcome::Revoked {
+        ctx.metrics.revoked(cause);
+    }
+    Ok(())
+}
+
+async fn delete_secret(request: &ActorTokenRequest, secret: Option<&Secret>, ctx: &Context) -> Result<(), Error> {
+    let Some(secret) = secret else { return Ok(()) };
+    // The precondition makes sure it is the very Secret we saw as ours that goes.
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions { uid: secret.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    let name = secret.name_any();
+    match secrets(request, ctx).delete(&name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
+        Err(source) => Err(Error::Secret { name, source }),
+    }
+}
+
+async fn fail_secret_conflict(request: &ActorTokenRequest, revoked_at: Option<Timestamp>, ctx: &Context) -> Result<(), Error> {
+    let message = format!(
+        "Secret {} already exists and was not written by this request; it was left untouched. \
+         Create a new request with another spec.secretName.",
+        request.secret_name()
+    );
+    let mut status = failed(request, "SecretConflict", &message);
+    status.revoked_at = revoked_at.map(Time);
+    write_status(request, status, ctx).await?;
+    publish(ctx, request, EventType::Warning, "SecretConflict", "Issue", message).await;
+    Ok(())
+}
+
+fn failed(request: &ActorTokenRequest, reason: &str, message: &str) -> ActorTokenRequestStatus {
+    let mut status = request.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Failed);
+    set_ready(&mut status, request, false, reason, message);
+    status
+}
+
+fn waiting_status(request: &ActorTokenRequest, error: &Error) -> ActorTokenRequestStatus {
+    let mut status = request.status.clone().unwrap_or_default();
+    status.phase.get_or_insert(Phase::Pending);
+    set_ready(&mut status, request, false, error.reason(), &error.to_string());
+    status
+}
+
+/// Shows why the request is waiting. Best effort: the error itself is what gets retried.
+async fn set_waiting(request: &ActorTokenRequest, error: &Error, ctx: &Context) {
+    if let Err(e) = write_status(request, waiting_status(request, error), ctx).await {
+        if !is_conflict(&e) {
+            warn!(error = %e, "could not write the status");
+        }
+    }
+}
+
+fn set_ready(status: &mut ActorTokenRequestStatus, request: &ActorTokenRequest, ready: bool, reason: &str, message: &str) {
+    status.observed_generation = request.metadata.generation;
+    let condition = conditions::ready(ready, reason, message, request.metadata.generation, Timestamp::now());
+    conditions::set(&mut status.conditions, condition);
+}
+
+/// Replaces the status at the resourceVersion `request` was read at; no write at all when
+/// nothing changed.
+async fn write_status(request: &ActorTokenRequest, status: ActorTokenRequestStatus, ctx: &Context) -> Result<ActorTokenRequest, kube::Error> {
+    if request.status.as_ref() == Some(&status) {
+        return Ok(request.clone());
+    }
+    let mut updated = request.clone();
+    updated.status = Some(status);
+    updated.metadata.managed_fields = None;
+    let pp = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    api(request, ctx).replace_status(&request.name_any(), &pp, &updated).await
+}
+
+async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+    match api(request, ctx).get_opt(&request.name_any()).await? {
+        Some(fresh) => Ok(Next::Again(fresh)),
+        None => Ok(Next::Done(Requeue::await_change())),
+    }
+}
+
+async fn publish(ctx: &Context, request: &ActorTokenRequest, type_: EventType, reason: &str, action: &str, note: String) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(error) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
+        warn!(%error, reason, "could not publish an event");
+    }
+}
+
+fn api(request: &ActorTokenRequest, ctx: &Context) -> Api<ActorTokenRequest> {
+    Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default())
+}
+
+fn secrets(request: &ActorTokenRequest, ctx: &Context) -> Api<Secret> {
+    Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default())
+}
+
+/// How long until `at`, at least a second (a requeue in the past would spin).
+fn until(at: Timestamp, now: Timestamp) -> Duration {
+    let left = at.duration_since(now);
+    Duration::try_from(left).unwrap_or_default().max(Duration::from_secs(1))
+}

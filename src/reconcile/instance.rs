@@ -1,0 +1,165 @@
+//! From a request's `instanceRef` to a Clerk client: the instance object, its key Secret (in
+//! the instance's namespace, or the operator's for a ClusterClerkInstance) and its limits.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+
+use super::{Error, decide::Limits};
+use crate::{
+    api::{
+        ActorTokenRequest, ClerkInstance, ClerkInstanceSpec, ClusterClerkInstance, InstanceKind,
+        InstanceRef,
+    },
+    clerk::{ClerkClient, ClientPool, RateLimit, SecretKey},
+};
+
+#[derive(Clone)]
+pub struct Resolved {
+    pub client: ClerkClient,
+    pub limits: Limits,
+}
+
+/// Where an instance lives, as a map key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct InstanceId {
+    kind: InstanceKind,
+    namespace: Option<String>,
+    name: String,
+}
+
+pub struct Instances {
+    client: Client,
+    pool: ClientPool,
+    /// The namespace of ClusterClerkInstances' key Secrets: the operator's own.
+    cluster_secret_namespace: String,
+    /// The last client that worked for each instance, so that a token can still be revoked
+    /// after its instance or key Secret is gone (a namespace being deleted removes Secrets
+    /// before the requests' finalizers have run).
+    last_known: Mutex<HashMap<InstanceId, ClerkClient>>,
+}
+
+impl Instances {
+    pub fn new(client: Client, pool: ClientPool, cluster_secret_namespace: String) -> Self {
+        Self { client, pool, cluster_secret_namespace, last_known: Mutex::default() }
+    }
+
+    /// The client and limits of the request's instance, read afresh (used to issue).
+    pub async fn resolve(&self, request: &ActorTokenRequest) -> Result<Resolved, Error> {
+        let namespace = request.metadata.namespace.clone().unwrap_or_default();
+        let id = instance_id(&request.spec.instance_ref, &namespace);
+        let (spec, secret_namespace) = self.instance_spec(&id).await?;
+        let key = self.secret_key(&spec, &secret_namespace, &id).await?;
+        let rate_limit = match &spec.rate_limit {
+            Some(limit) => Some(RateLimit {
+                requests: limit.requests.max(1) as u32,
+                period: limit.period.to_duration().map_err(|e| {
+                    Error::InstanceNotReady(format!("{} has an invalid spec.rateLimit.period: {e}", describe(&id)))
+                })?,
+            }),
+            None => None,
+        };
+        let client = self
+            .pool
+            .client(&spec.api_url, &key, rate_limit)
+            .map_err(|e| Error::InstanceNotReady(format!("{}: {e}", describe(&id))))?;
+        self.last_known.lock().unwrap().insert(id, client.clone());
+        Ok(Resolved { client, limits: limits(&spec) })
+    }
+
+    /// A client able to revoke the request's token: the instance as it is now, or failing
+    /// that, the last client that worked for it. `None` when nothing can reach it.
+    pub async fn for_revoke(&self, request: &ActorTokenRequest) -> Option<ClerkClient> {
+        match self.resolve(request).await {
+            Ok(resolved) => Some(resolved.client),
+            Err(error) => {
+                let namespace = request.metadata.namespace.clone().unwrap_or_default();
+                let id = instance_id(&request.spec.instance_ref, &namespace);
+                let known = self.last_known.lock().unwrap().get(&id).cloned();
+                if known.is_some() {
+                    tracing::info!(%error, "instance unavailable; revoking with its last known client");
+                }
+                known
+            }
+        }
+    }
+
+    async fn instance_spec(&self, id: &InstanceId) -> Result<(ClerkInstanceSpec, String), Error> {
+        let not_found = || Error::InstanceNotReady(format!("{} does not exist", describe(id)));
+        match (&id.kind, &id.namespace) {
+            (InstanceKind::ClerkInstance, Some(ns)) => {
+                let instance = Api::<ClerkInstance>::namespaced(self.client.clone(), ns)
+                    .get_opt(&id.name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                Ok((instance.spec, ns.clone()))
+            }
+            _ => {
+                let instance = Api::<ClusterClerkInstance>::all(self.client.clone())
+                    .get_opt(&id.name)
+                    .await?
+                    .ok_or_else(not_found)?;
+                Ok((instance.spec.0, self.cluster_secret_namespace.clone()))
+            }
+        }
+    }
+
+    async fn secret_key(&self, spec: &ClerkInstanceSpec, namespace: &str, id: &InstanceId) -> Result<SecretKey, Error> {
+        let reference = &spec.secret_key_ref;
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(&reference.name)
+            .await?
+            .ok_or_else(|| {
+                Error::InstanceNotReady(format!(
+                    "{}: its key Secret {namespace}/{} does not exist",
+                    describe(id),
+                    reference.name
+                ))
+            })?;
+        secret_key_from(&secret, &reference.key)
+            .map_err(|problem| Error::InstanceNotReady(format!("{}: Secret {namespace}/{} {problem}", describe(id), reference.name)))
+    }
+}
+
+/// The secret key in `entry` of a key Secret, or what is wrong with it (never its value).
+pub fn secret_key_from(secret: &Secret, entry: &str) -> Result<SecretKey, String> {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(entry))
+        .ok_or_else(|| format!("has no entry `{entry}`"))?;
+    let text = std::str::from_utf8(&bytes.0).map_err(|_| format!("entry `{entry}` is not text"))?;
+    SecretKey::parse(text).map_err(|e| format!("entry `{entry}`: {e}"))
+}
+
+fn instance_id(reference: &InstanceRef, request_namespace: &str) -> InstanceId {
+    InstanceId {
+        kind: reference.kind,
+        namespace: match reference.kind {
+            InstanceKind::ClerkInstance => Some(request_namespace.to_owned()),
+            InstanceKind::ClusterClerkInstance => None,
+        },
+        name: reference.name.clone(),
+    }
+}
+
+fn describe(id: &InstanceId) -> String {
+    match &id.namespace {
+        Some(ns) => format!("ClerkInstance {ns}/{}", id.name),
+        None => format!("ClusterClerkInstance {}", id.name),
+    }
+}
+
+/// The instance's ceilings, never above the API's own 24h.
+pub fn limits(spec: &ClerkInstanceSpec) -> Limits {
+    let ceiling = |d: &Option<crate::api::SpecDuration>| {
+        d.as_ref()
+            .and_then(|d| d.to_duration().ok())
+            .unwrap_or(crate::api::duration::MAX_DURATION)
+    };
+    Limits {
+        max_expires_in: ceiling(&spec.max_expires_in),
+        max_session_duration: ceiling(&spec.max_session_duration),
+    }
+}

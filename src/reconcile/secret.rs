@@ -1,0 +1,150 @@
+//! The Secret that carries a token's sign-in link: what it holds, and whose it is.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    jiff::Timestamp,
+};
+use kube::Resource;
+
+use super::decide::SecretState;
+use crate::api::{ActorTokenRequest, MANAGED_BY, MANAGED_BY_LABEL, SECRET_TYPE};
+
+/// Names the request a Secret belongs to, for people and for selecting.
+pub const REQUEST_LABEL: &str = "actortokens.dev/request";
+
+/// What the link's Secret holds. `url` and `token` are credentials; the rest is context for
+/// whoever reads the Secret.
+pub struct Delivery<'a> {
+    pub url: &'a str,
+    pub token: &'a str,
+    pub token_id: &'a str,
+    pub expires_at: Timestamp,
+}
+
+/// The Secret for `request`, owned by it (a controller ownerReference), so that Kubernetes
+/// deletes it with the request even if the operator is gone.
+pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secret {
+    let mut labels = request.spec.secret_labels.clone();
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    labels.insert(REQUEST_LABEL.into(), request.metadata.name.clone().unwrap_or_default());
+    let data: BTreeMap<String, ByteString> = [
+        ("url", delivery.url.to_owned()),
+        ("token", delivery.token.to_owned()),
+        ("tokenId", delivery.token_id.to_owned()),
+        ("userId", request.spec.user_id.clone()),
+        ("actorId", request.spec.actor.sub.clone()),
+        ("expiresAt", delivery.expires_at.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
+    .collect();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(request.secret_name()),
+            namespace: request.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: (!request.spec.secret_annotations.is_empty()).then(|| request.spec.secret_annotations.clone()),
+            owner_references: request.controller_owner_ref(&()).map(|owner| vec![owner]),
+            ..Default::default()
+        },
+        type_: Some(SECRET_TYPE.into()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// Whose is this Secret? Ours only if it names this very request (by UID) as its controller.
+pub fn secret_state(request: &ActorTokenRequest, secret: Option<&Secret>) -> SecretState {
+    let Some(secret) = secret else { return SecretState::Absent };
+    let owned = request.metadata.uid.as_deref().is_some_and(|uid| {
+        secret
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o: &OwnerReference| o.controller == Some(true) && o.uid == uid)
+    });
+    if !owned {
+        return SecretState::Foreign;
+    }
+    let token_id = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("tokenId"))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok());
+    SecretState::Ours { token_id }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn request() -> ActorTokenRequest {
+        serde_json::from_value(json!({
+            "apiVersion": "actortokens.dev/v1alpha1",
+            "kind": "ActorTokenRequest",
+            "metadata": { "name": "support-1", "namespace": "team", "uid": "uid-1" },
+            "spec": {
+                "userId": "user_abc",
+                "actor": { "sub": "user_support" },
+                "secretName": "link",
+                "secretLabels": { "team": "support" },
+                "secretAnnotations": { "ticket": "T-1" }
+            }
+        }))
+        .unwrap()
+    }
+
+    fn delivery() -> Delivery<'static> {
+        Delivery { url: "https://example/ticket", token: "tok", token_id: "act_1", expires_at: Timestamp::from_second(1_800_000_000).unwrap() }
+    }
+
+    #[test]
+    fn the_secret_holds_the_link_and_its_context_and_is_owned_by_the_request() {
+        let secret = secret_for(&request(), &delivery());
+        assert_eq!(secret.metadata.name.as_deref(), Some("link"));
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("team"));
+        assert_eq!(secret.type_.as_deref(), Some(SECRET_TYPE));
+        let data = secret.data.as_ref().unwrap();
+        let get = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        assert_eq!(get("url"), "https://example/ticket");
+        assert_eq!(get("token"), "tok");
+        assert_eq!(get("tokenId"), "act_1");
+        assert_eq!(get("userId"), "user_abc");
+        assert_eq!(get("actorId"), "user_support");
+        assert_eq!(get("expiresAt"), "2027-01-15T08:00:00Z");
+        let labels = secret.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "support");
+        assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY);
+        assert_eq!(secret.metadata.annotations.as_ref().unwrap()["ticket"], "T-1");
+        let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("ActorTokenRequest", "uid-1", Some(true)));
+    }
+
+    #[test]
+    fn only_a_secret_controlled_by_this_very_request_is_ours() {
+        let request = request();
+        let ours = secret_for(&request, &delivery());
+        assert_eq!(secret_state(&request, Some(&ours)), SecretState::Ours { token_id: Some("act_1".into()) });
+        assert_eq!(secret_state(&request, None), SecretState::Absent);
+
+        let mut plain = ours.clone();
+        plain.metadata.owner_references = None;
+        assert_eq!(secret_state(&request, Some(&plain)), SecretState::Foreign);
+
+        // A request of the same name that was deleted and created again is another request.
+        let mut older = ours.clone();
+        older.metadata.owner_references.as_mut().unwrap()[0].uid = "uid-0".into();
+        assert_eq!(secret_state(&request, Some(&older)), SecretState::Foreign);
+
+        let mut not_controller = ours;
+        not_controller.metadata.owner_references.as_mut().unwrap()[0].controller = None;
+        assert_eq!(secret_state(&request, Some(&not_controller)), SecretState::Foreign);
+    }
+}
