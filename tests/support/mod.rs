@@ -137,3 +137,82 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Applies the generated CRDs (once per test binary) and waits until they are served.
+pub fn install_crds() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let crds = repo_root().join("crds/actortokens.dev.yaml");
+        let out = control_plane()
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(&crds)
+            .output()
+            .expect("run kubectl");
+        assert!(out.status.success(), "kubectl apply of the CRDs failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = control_plane()
+            .kubectl()
+            .args(["wait", "--for=condition=Established", "--timeout=60s", "-f"])
+            .arg(&crds)
+            .output()
+            .expect("run kubectl");
+        assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+/// The operator binary, run as a separate process against the control plane, with its
+/// output captured so tests can read it (and check that no credential is in it).
+pub struct Operator {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+pub struct OperatorOptions<'a> {
+    pub namespaces: &'a [&'a str],
+    pub cluster_instance_namespace: &'a str,
+    /// Defaults to the admin kubeconfig.
+    pub kubeconfig: Option<&'a Path>,
+    pub extra_args: &'a [&'a str],
+}
+
+impl Operator {
+    pub fn start(options: OperatorOptions<'_>) -> Operator {
+        let plane = control_plane();
+        let dir = repo_root().join("target/test-logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("operator-{}-{:08x}.log", std::process::id(), rand::random::<u32>()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_actor-token-operator"));
+        cmd.arg("run")
+            .arg("--namespaces")
+            .arg(options.namespaces.join(","))
+            .arg("--cluster-instance-namespace")
+            .arg(options.cluster_instance_namespace)
+            .arg("--metrics-addr")
+            .arg("127.0.0.1:0")
+            .args(options.extra_args)
+            .env("KUBECONFIG", options.kubeconfig.unwrap_or(&plane.kubeconfig))
+            .env("RUST_LOG", "info,actor_token_operator=debug,kube=warn")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        let child = cmd.spawn().expect("start the operator binary");
+        Operator { child, log }
+    }
+
+    /// Everything the operator printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
