@@ -599,3 +599,280 @@ pub(crate) fn unix_timestamp(value: i64) -> Option<jiff::Timestamp> {
         jiff::Timestamp::from_second(value).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY: &str = "sk_live_SECRETKEYPART";
+
+    fn client(api_url: &str) -> ClerkClient {
+        ClerkClient::new(
+            api_url,
+            SecretKey::parse(KEY).unwrap(),
+            RateLimit {
+                requests: 10,
+                period: Duration::from_secs(1),
+            },
+            ClientOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn endpoints_accept_a_base_with_or_without_trailing_slash() {
+        for base in [
+            "https://api.clerk.com/v1",
+            "https://api.clerk.com/v1/",
+            " https://api.clerk.com/v1\n",
+        ] {
+            let c = client(base);
+            assert_eq!(c.api_url(), "https://api.clerk.com/v1");
+            assert_eq!(
+                c.endpoint(&["actor_tokens"]).as_str(),
+                "https://api.clerk.com/v1/actor_tokens"
+            );
+        }
+        let c = client("http://127.0.0.1:8080");
+        assert_eq!(
+            c.endpoint(&["actor_tokens"]).as_str(),
+            "http://127.0.0.1:8080/actor_tokens"
+        );
+    }
+
+    #[test]
+    fn token_ids_are_percent_encoded_as_one_path_segment() {
+        let c = client("https://api.clerk.com/v1/");
+        assert_eq!(
+            c.endpoint(&["actor_tokens", "act_2x", "revoke"]).as_str(),
+            "https://api.clerk.com/v1/actor_tokens/act_2x/revoke"
+        );
+        assert_eq!(
+            c.endpoint(&["actor_tokens", "a/../b?c#d%e f", "revoke"])
+                .as_str(),
+            "https://api.clerk.com/v1/actor_tokens/a%2F..%2Fb%3Fc%23d%25e%20f/revoke"
+        );
+    }
+
+    #[tokio::test]
+    async fn ids_that_are_not_path_segments_are_not_sent() {
+        // Nothing listens on port 9 of this URL; a request would fail, not answer NotFound.
+        let c = client("http://127.0.0.1:9/v1");
+        for id in ["", ".", ".."] {
+            assert_eq!(
+                c.revoke_actor_token(id).await.unwrap(),
+                RevokeOutcome::NotFound
+            );
+        }
+    }
+
+    #[test]
+    fn bad_api_urls_are_refused_without_echoing_them() {
+        for bad in [
+            "api.clerk.com/v1",
+            "ftp://api.clerk.com/v1",
+            "https://user:SECRETPASS@api.clerk.com/v1",
+            "https://api.clerk.com/v1?x=1",
+            "https://api.clerk.com/v1#frag",
+            "mailto:someone@example.com",
+        ] {
+            let err = ClerkClient::new(
+                bad,
+                SecretKey::parse(KEY).unwrap(),
+                RateLimit::clerk_default(crate::clerk::KeyEnvironment::Production),
+                ClientOptions::default(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, ConfigError::InvalidApiUrl(_)), "{bad}: {err}");
+            assert!(!err.to_string().contains("SECRETPASS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn client_debug_shows_no_key() {
+        let c = client("https://api.clerk.com/v1");
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("SECRETKEYPART"), "{shown}");
+        assert!(shown.contains(&c.key_fingerprint().to_string()), "{shown}");
+    }
+
+    #[test]
+    fn new_actor_token_serialises_as_the_spec_body() {
+        let mut actor = serde_json::Map::new();
+        actor.insert("sub".into(), json!("user_actor"));
+        actor.insert("reason".into(), json!({"ticket": 42, "tags": ["a", "b"]}));
+        let request = NewActorToken {
+            user_id: "user_target".into(),
+            actor,
+            expires_in_seconds: 600,
+            session_max_duration_in_seconds: 300,
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({
+                "user_id": "user_target",
+                "actor": {"sub": "user_actor", "reason": {"ticket": 42, "tags": ["a", "b"]}},
+                "expires_in_seconds": 600,
+                "session_max_duration_in_seconds": 300,
+            })
+        );
+    }
+
+    fn answer(overrides: serde_json::Value) -> Vec<u8> {
+        let mut body = json!({
+            "object": "actor_token",
+            "id": "act_123",
+            "status": "pending",
+            "user_id": "user_target",
+            "actor": {"sub": "user_actor"},
+            "token": "SECRETTOKEN",
+            "url": "https://accounts.example/ticket=SECRETTOKEN",
+            "created_at": 1_778_580_000,
+            "updated_at": 1_778_580_001,
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    #[test]
+    fn parses_the_actor_token_answer() {
+        let issued = parse_issued(200, &answer(json!({}))).unwrap();
+        assert_eq!(issued.id, "act_123");
+        assert_eq!(issued.status, ActorTokenStatus::Pending);
+        assert_eq!(issued.user_id, "user_target");
+        assert_eq!(issued.token.expose(), "SECRETTOKEN");
+        assert_eq!(
+            issued.url.expose(),
+            "https://accounts.example/ticket=SECRETTOKEN"
+        );
+        assert_eq!(issued.created_at.as_second(), 1_778_580_000);
+        assert_eq!(issued.updated_at.as_second(), 1_778_580_001);
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains("SECRETTOKEN"), "{shown}");
+
+        // Milliseconds, as Clerk uses elsewhere, give the same instant.
+        let issued = parse_issued(
+            200,
+            &answer(json!({"created_at": 1_778_580_000_123i64, "status": "weird"})),
+        )
+        .unwrap();
+        assert_eq!(issued.created_at.as_millisecond(), 1_778_580_000_123);
+        assert_eq!(issued.status, ActorTokenStatus::Other("weird".into()));
+    }
+
+    #[test]
+    fn an_unusable_create_answer_keeps_the_token_id_and_hides_credentials() {
+        let err = parse_issued(200, &answer(json!({"url": null}))).unwrap_err();
+        assert_eq!(err.token_id(), Some("act_123"));
+        assert!(err.outcome_unknown());
+        assert_eq!(err.reason(), "ClerkInvalidAnswer");
+
+        // A credential in a field of the wrong type must not be quoted.
+        let err = parse_issued(201, &answer(json!({"created_at": "SECRETTOKEN"}))).unwrap_err();
+        assert_eq!(err.token_id(), Some("act_123"));
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains("SECRETTOKEN"), "{shown}");
+        }
+
+        let err = parse_issued(200, b"<html>oops</html>").unwrap_err();
+        assert_eq!(err.token_id(), None);
+        assert!(matches!(err, ClerkError::InvalidAnswer { status: 200, .. }));
+
+        let err = parse_issued(200, &answer(json!({"id": ""}))).unwrap_err();
+        assert_eq!(err.token_id(), None);
+    }
+
+    #[test]
+    fn timestamps_in_seconds_or_milliseconds() {
+        assert_eq!(unix_timestamp(0).unwrap().as_second(), 0);
+        assert_eq!(
+            unix_timestamp(99_999_999_999).unwrap().as_second(),
+            99_999_999_999
+        );
+        assert_eq!(
+            unix_timestamp(100_000_000_000).unwrap().as_millisecond(),
+            100_000_000_000
+        );
+        assert!(unix_timestamp(i64::MAX).is_none());
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            total_budget: Duration::from_secs(30),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn what_is_retried() {
+        let p = policy();
+        let mut backoff = std::iter::repeat(Duration::from_millis(100));
+        let lost = ClerkError::AnswerLost {
+            detail: String::new(),
+        };
+        assert_eq!(
+            retry_delay(Operation::Create, &lost, &p, &mut backoff),
+            None
+        );
+        assert!(retry_delay(Operation::Revoke, &lost, &p, &mut backoff).is_some());
+        let limited = |s| ClerkError::RateLimited {
+            retry_after: Some(Duration::from_secs(s)),
+        };
+        assert_eq!(
+            retry_delay(Operation::Create, &limited(5), &p, &mut backoff),
+            Some(Duration::from_secs(5))
+        );
+        // Longer than the client waits itself: handed back for the caller to schedule.
+        assert_eq!(
+            retry_delay(Operation::Create, &limited(6), &p, &mut backoff),
+            None
+        );
+        let unavailable = ClerkError::Unavailable {
+            status: Some(503),
+            detail: String::new(),
+        };
+        for op in [Operation::Create, Operation::Revoke] {
+            let delay = retry_delay(op, &unavailable, &p, &mut backoff).unwrap();
+            assert!(delay <= Duration::from_millis(100));
+        }
+        for final_error in [
+            ClerkError::Unauthorized { status: 401 },
+            ClerkError::Rejected {
+                status: 422,
+                code: String::new(),
+                message: String::new(),
+            },
+            ClerkError::InvalidAnswer {
+                status: 200,
+                detail: String::new(),
+                token_id: None,
+            },
+        ] {
+            for op in [Operation::Create, Operation::Revoke] {
+                assert_eq!(retry_delay(op, &final_error, &p, &mut backoff), None);
+            }
+        }
+    }
+
+    #[test]
+    fn full_jitter_spreads_delays_over_the_whole_range() {
+        let ceiling = Duration::from_millis(1000);
+        let draws: Vec<Duration> = (0..2000).map(|_| full_jitter(ceiling)).collect();
+        assert!(draws.iter().all(|d| *d <= ceiling));
+        // Full jitter, not "equal" jitter: draws land in the lower and upper quarter alike.
+        let low = draws.iter().filter(|d| **d < ceiling / 4).count();
+        let high = draws.iter().filter(|d| **d > ceiling * 3 / 4).count();
+        assert!(low > 300 && high > 300, "low {low} high {high}");
+        assert_eq!(full_jitter(Duration::ZERO), Duration::ZERO);
+    }
+}
