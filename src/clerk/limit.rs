@@ -151,7 +151,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let roll = state >> 33;
-            if roll % 4 == 0 {
+            if roll.is_multiple_of(4) {
                 // Idle for a while, so the bucket refills.
                 clock.advance(Duration::from_nanos(roll % (step * 20)));
             } else {
