@@ -74,6 +74,7 @@ pub(crate) async fn guard(
     response
 }
 
+#[allow(clippy::result_large_err)] // built once per refused request
 fn admit(sim: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let key = bearer_key(headers).map_err(errors::unauthorized)?;
     if !sim.secret_keys.iter().any(|k| k == key) {

@@ -111,6 +111,13 @@ async fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    let stop = match stop_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("clerk-sim: cannot handle signals: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
 
     let mut addr = args.addr;
     if let Some(port) = args.port {
@@ -159,29 +166,31 @@ async fn main() -> std::process::ExitCode {
     let _ = stdout.flush();
     drop(stdout);
 
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("stopping");
     sim.shutdown().await;
     std::process::ExitCode::SUCCESS
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+/// Installs the SIGTERM/SIGINT handlers at once (so a signal that comes right after the
+/// start-up line is not fatal) and returns a future that completes on the first of them.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
             }
-        }
-        Err(_) => {
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
             let _ = tokio::signal::ctrl_c().await;
-        }
+        })
     }
 }
