@@ -5,168 +5,11 @@ mod support;
 
 use std::time::Duration;
 
-use actor_token_operator::api::{ActorTokenRequest, FINALIZER, Phase, SECRET_TYPE};
-use clerk_sim::{Faults, SimConfig, Simulator, TokenStatus};
-use k8s_openapi::api::{core::v1::Secret, events::v1::Event};
-use kube::{
-    Api, Client,
-    api::{DeleteParams, ListParams, PostParams},
-};
-use serde_json::{Value, json};
-use support::{Operator, OperatorOptions, TestNamespace, control_plane, eventually, install_crds};
-
-const KEY: &str = "sk_test_operatorTestKey0123456789";
-const WAIT: Duration = Duration::from_secs(60);
-
-struct Env {
-    client: Client,
-    ns: TestNamespace,
-    sim: Simulator,
-    operator: Option<Operator>,
-    requests: Api<ActorTokenRequest>,
-    secrets: Api<Secret>,
-}
-
-impl Env {
-    async fn start(prefix: &str) -> Env {
-        Self::start_with(prefix, Faults::default()).await
-    }
-
-    /// A namespace with a ClerkInstance named `clerk` pointing at a fresh simulator, and an
-    /// operator serving that namespace.
-    async fn start_with(prefix: &str, faults: Faults) -> Env {
-        install_crds();
-        let client = control_plane().client().await;
-        let ns = TestNamespace::create(&client, prefix).await;
-        let sim = clerk_sim::start(SimConfig { secret_keys: vec![KEY.into()], faults, ..Default::default() })
-            .await
-            .expect("start the Clerk simulator");
-        let env = Env {
-            requests: Api::namespaced(client.clone(), &ns.name),
-            secrets: Api::namespaced(client.clone(), &ns.name),
-            client,
-            ns,
-            sim,
-            operator: None,
-        };
-        env.create_instance("clerk", "clerk-key").await;
-        let mut env = env;
-        env.start_operator();
-        env
-    }
-
-    async fn create_instance(&self, name: &str, key_secret: &str) {
-        self.apply(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": key_secret, "namespace": self.ns.name },
-            "stringData": { "secretKey": format!("{KEY}\n") }
-        }))
-        .await;
-        self.apply(json!({
-            "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
-            "metadata": { "name": name, "namespace": self.ns.name },
-            "spec": { "apiUrl": self.sim.api_url(), "secretKeyRef": { "name": key_secret, "key": "secretKey" } }
-        }))
-        .await;
-    }
-
-    fn start_operator(&mut self) {
-        self.operator = Some(Operator::start(OperatorOptions {
-            namespaces: &[&self.ns.name],
-            cluster_instance_namespace: &self.ns.name,
-            kubeconfig: None,
-            extra_args: &["--clerk-timeout-seconds", "2"],
-        }));
-    }
-
-    fn operator(&mut self) -> &mut Operator {
-        self.operator.as_mut().expect("operator running")
-    }
-
-    async fn apply(&self, object: Value) {
-        let out = control_plane()
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(object.to_string().as_bytes())?;
-                child.wait_with_output()
-            })
-            .expect("run kubectl apply");
-        assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    async fn create_request(&self, name: &str, spec: Value) -> ActorTokenRequest {
-        let mut full = json!({ "userId": "user_2abcImpersonated", "actor": { "sub": "user_2xyzSupport" }, "instanceRef": { "kind": "ClerkInstance", "name": "clerk" } });
-        merge(&mut full, spec);
-        let request: ActorTokenRequest = serde_json::from_value(json!({
-            "apiVersion": "actortokens.dev/v1alpha1", "kind": "ActorTokenRequest",
-            "metadata": { "name": name }, "spec": full,
-        }))
-        .unwrap();
-        self.requests.create(&PostParams::default(), &request).await.expect("create the request")
-    }
-
-    async fn wait_phase(&self, name: &str, phase: Phase) -> ActorTokenRequest {
-        eventually(WAIT, &format!("{name} to be {phase:?}"), || async {
-            self.requests.get_opt(name).await.unwrap().filter(|r| r.phase() == Some(phase))
-        })
-        .await
-    }
-
-    async fn wait_gone(&self, name: &str) {
-        eventually(WAIT, &format!("{name} to be deleted"), || async {
-            self.requests.get_opt(name).await.unwrap().is_none().then_some(())
-        })
-        .await
-    }
-
-    async fn events(&self) -> Vec<Event> {
-        Api::<Event>::namespaced(self.client.clone(), &self.ns.name)
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-    }
-
-    fn live_tokens(&self) -> usize {
-        self.sim.live_tokens().len()
-    }
-
-    /// No token or link the simulator ever issued appears in the operator's output, in an
-    /// event, or in a request's status.
-    async fn assert_no_credential_leaked(&mut self) {
-        let output = self.operator().output();
-        let events = serde_json::to_string(&self.events().await).unwrap();
-        let statuses = serde_json::to_string(&self.requests.list(&ListParams::default()).await.unwrap().items.iter().map(|r| &r.status).collect::<Vec<_>>()).unwrap();
-        let tokens = self.sim.tokens();
-        assert!(!tokens.is_empty(), "the test issued no token to look for");
-        for token in tokens {
-            for secret in [&token.token, &token.url] {
-                assert!(!output.contains(secret.as_str()), "a credential is in the operator's output");
-                assert!(!events.contains(secret.as_str()), "a credential is in an event");
-                assert!(!statuses.contains(secret.as_str()), "a credential is in a status");
-            }
-        }
-        assert!(!output.contains(KEY) && !events.contains(KEY), "the secret key leaked");
-    }
-}
-
-fn merge(base: &mut Value, patch: Value) {
-    if let (Value::Object(base), Value::Object(patch)) = (base, patch) {
-        for (k, v) in patch {
-            base.insert(k, v);
-        }
-    }
-}
-
-fn secret_text(secret: &Secret, key: &str) -> String {
-    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
-}
+use actor_token_operator::api::{FINALIZER, Phase, SECRET_TYPE};
+use clerk_sim::TokenStatus;
+use kube::api::DeleteParams;
+use serde_json::json;
+use support::env::{Env, secret_text};
 
 #[tokio::test]
 async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
@@ -219,4 +62,174 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
     assert_eq!(env.sim.token(&token_id).unwrap().status, TokenStatus::Revoked);
     assert!(env.secrets.get_opt("support-1").await.unwrap().is_none(), "the Secret is deleted");
     env.assert_no_credential_leaked().await;
+}
+
+#[tokio::test]
+async fn an_expired_link_is_revoked_and_its_secret_deleted() {
+    let mut env = Env::start("expiry").await;
+    env.create_request("short", json!({ "expiresIn": "4s" })).await;
+    let issued = env.wait_phase("short", Phase::Issued).await;
+    let token_id = issued.status.as_ref().unwrap().token_id.clone().unwrap();
+    assert!(env.secrets.get_opt("short").await.unwrap().is_some());
+
+    let expired = env.wait_phase("short", Phase::Expired).await;
+    let ready = expired.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Expired"));
+    assert!(env.secrets.get_opt("short").await.unwrap().is_none(), "the Secret is deleted at expiry");
+    assert_ne!(env.sim.token(&token_id).unwrap().status, TokenStatus::Pending, "no live token after expiry");
+    assert_eq!(env.live_tokens(), 0);
+    // The request stays, as a record, until someone deletes it.
+    assert!(env.requests.get_opt("short").await.unwrap().is_some());
+    assert_eq!(env.sim.stats().create.total, 1, "an expired request is not issued again");
+    env.assert_no_credential_leaked().await;
+}
+
+#[tokio::test]
+async fn a_foreign_secret_is_never_touched() {
+    let mut env = Env::start("conflict").await;
+    env.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "taken", "namespace": env.ns.name, "labels": { "owner": "someone" } },
+        "stringData": { "password": "hunter2" }
+    }))
+    .await;
+    let before = env.secrets.get("taken").await.unwrap();
+    env.create_request("wants-taken", json!({ "secretName": "taken" })).await;
+    let failed = env.wait_phase("wants-taken", Phase::Failed).await;
+    let ready = failed.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "SecretConflict");
+    assert!(ready.message.contains("taken"), "{}", ready.message);
+    let after = env.secrets.get("taken").await.unwrap();
+    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the foreign Secret is unchanged");
+    assert_eq!(after.data, before.data);
+    assert_eq!(env.sim.stats().create.total, 0, "no token is minted for a request that can't deliver it");
+    let warnings = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("SecretConflict")).count();
+    assert_eq!(warnings, 1);
+
+    // Deleting the request leaves the foreign Secret alone too.
+    env.requests.delete("wants-taken", &DeleteParams::default()).await.unwrap();
+    env.wait_gone("wants-taken").await;
+    assert_eq!(env.secrets.get("taken").await.unwrap().metadata.resource_version, before.metadata.resource_version);
+}
+
+#[tokio::test]
+async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
+    let mut env = Env::start("secret-deleted").await;
+    env.create_request("support-2", json!({})).await;
+    let issued = env.wait_phase("support-2", Phase::Issued).await;
+    let token_id = issued.status.as_ref().unwrap().token_id.clone().unwrap();
+    env.secrets.delete("support-2", &DeleteParams::default()).await.unwrap();
+
+    let revoked = env.wait_phase("support-2", Phase::Revoked).await;
+    let status = revoked.status.as_ref().unwrap();
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretDeleted"));
+    assert!(status.revoked_at.is_some());
+    assert_eq!(env.sim.token(&token_id).unwrap().status, TokenStatus::Revoked);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.sim.stats().create.total, 1, "a new link is a new request");
+    assert!(env.secrets.get_opt("support-2").await.unwrap().is_none());
+    env.assert_no_credential_leaked().await;
+}
+
+#[tokio::test]
+async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
+    let mut env = Env::start("clerk-down").await;
+    env.create_request("doomed", json!({ "expiresIn": "12s" })).await;
+    let issued = env.wait_phase("doomed", Phase::Issued).await;
+    let expires_at = issued.status.as_ref().unwrap().expires_at.clone().unwrap().0;
+    env.sim.set_faults(clerk_sim::Faults { server_error_share: 1.0, ..Default::default() });
+    env.requests.delete("doomed", &DeleteParams::default()).await.unwrap();
+
+    // The finalizer holds the object while the token may be live...
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = env.requests.get_opt("doomed").await.unwrap().expect("held by the finalizer while the token is live");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(env.sim.stats().revoke.total >= 1, "the operator tried to revoke");
+    // ...and lets go once it has expired, with a warning.
+    env.wait_gone("doomed").await;
+    assert!(k8s_openapi::jiff::Timestamp::now() >= expires_at, "released only after the token expired");
+    let abandoned = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("RevokeAbandoned")).count();
+    assert_eq!(abandoned, 1);
+    env.assert_no_credential_leaked().await;
+}
+
+#[tokio::test]
+async fn a_clerk_instance_only_reads_its_own_namespace() {
+    let mut env = Env::start("cross-ns").await;
+    // A key Secret of the same name exists elsewhere; the instance in this namespace must
+    // not be able to use it.
+    let client = env.client.clone();
+    let other = support::TestNamespace::create(&client, "cross-ns-other").await;
+    env.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "elsewhere-key", "namespace": other.name },
+        "stringData": { "secretKey": support::env::KEY }
+    }))
+    .await;
+    env.apply(json!({
+        "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
+        "metadata": { "name": "borrower", "namespace": env.ns.name },
+        "spec": { "apiUrl": env.sim.api_url(), "secretKeyRef": { "name": "elsewhere-key", "key": "secretKey" } }
+    }))
+    .await;
+    env.create_request("borrowing", json!({ "instanceRef": { "kind": "ClerkInstance", "name": "borrower" } })).await;
+    let waiting = support::eventually(support::env::WAIT, "InstanceNotReady", || async {
+        let r = env.requests.get("borrowing").await.unwrap();
+        let c = r.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        (c.reason == "InstanceNotReady").then_some(c)
+    })
+    .await;
+    assert!(waiting.message.contains(&format!("{}/elsewhere-key", env.ns.name)), "{}", waiting.message);
+    assert_eq!(env.sim.stats().create.total, 0);
+    // The instance's own status says the same.
+    let instances = kube::Api::<actor_token_operator::api::ClerkInstance>::namespaced(client, &env.ns.name);
+    let ready = support::eventually(support::env::WAIT, "instance status", || async {
+        let i = instances.get("borrower").await.unwrap();
+        i.status?.conditions.into_iter().find(|c| c.type_ == "Ready")
+    })
+    .await;
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretNotFound"));
+    let _ = env.operator();
+}
+
+#[tokio::test]
+async fn a_refused_key_is_reported_and_retried_once_fixed() {
+    let mut env = Env::start("unauthorized").await;
+    env.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "clerk-key", "namespace": env.ns.name },
+        "stringData": { "secretKey": "sk_test_revokedKeyNotKnownToClerk" }
+    }))
+    .await;
+    env.create_request("locked-out", json!({})).await;
+    let condition = support::eventually(support::env::WAIT, "ClerkUnauthorized", || async {
+        let r = env.requests.get("locked-out").await.unwrap();
+        let c = r.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        (c.reason == "ClerkUnauthorized").then_some(c)
+    })
+    .await;
+    assert_eq!(condition.status, "False");
+    assert!(!condition.message.contains("sk_test_"), "the key is not in the message");
+    let request = env.requests.get("locked-out").await.unwrap();
+    assert_eq!(request.phase(), Some(Phase::Pending), "a refused key is not final");
+    assert!(!env.operator().output().contains("sk_test_revokedKeyNotKnownToClerk"));
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_full_of_requests_finishes() {
+    let env = Env::start("ns-delete").await;
+    for i in 0..5 {
+        env.create_request(&format!("r{i}"), json!({})).await;
+    }
+    for i in 0..5 {
+        env.wait_phase(&format!("r{i}"), Phase::Issued).await;
+    }
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone());
+    namespaces.delete(&env.ns.name, &DeleteParams::default()).await.unwrap();
+    support::eventually(Duration::from_secs(90), "the namespace to be gone", || async {
+        namespaces.get_opt(&env.ns.name).await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert_eq!(env.live_tokens(), 0, "every token was revoked on the way out");
 }

@@ -63,8 +63,10 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
         if !has_finalizer(request) {
             return Action::Wait { until: None };
         }
-        // A token that expired, or was revoked or given up on, needs no revoke.
-        let may_be_live = matches!(phase, Phase::Pending | Phase::Issued) && !expired;
+        // Revoked, expired or failed requests have no live token. A pending or issued one
+        // may, even past its expiry by our clock: revoking answers for sure, and if Clerk
+        // can't be reached by then, `may_give_up_revoking` lets go with a warning.
+        let may_be_live = matches!(phase, Phase::Pending | Phase::Issued);
         return Action::Finalize {
             revoke: status.token_id.filter(|_| may_be_live),
             delete_secret: ours,
@@ -290,11 +292,12 @@ mod tests {
     }
 
     #[test]
-    fn deleting_skips_the_revoke_of_a_dead_token_and_never_touches_a_foreign_secret() {
+    fn deleting_skips_the_revoke_of_a_settled_token_and_never_touches_a_foreign_secret() {
+        // Past expiry by our clock, the revoke is still tried: it confirms, or gives up.
         let expired = deleting(with(Phase::Issued, Some("act_1"), Some(-1)));
         assert_eq!(
             decide(&expired, &SecretState::Foreign, at(0)),
-            Action::Finalize { revoke: None, delete_secret: false }
+            Action::Finalize { revoke: Some("act_1".into()), delete_secret: false }
         );
         for phase in [Phase::Expired, Phase::Revoked, Phase::Failed] {
             let r = deleting(with(phase, Some("act_1"), Some(600)));

@@ -3,6 +3,8 @@
 //! namespace per test, deleted when the test ends, whether it passed or not.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod env;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -38,7 +40,8 @@ impl ControlPlane {
 
     /// A client with the admin identity.
     pub async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read the envtest kubeconfig");
+        let kubeconfig =
+            Kubeconfig::read_from(&self.kubeconfig).expect("read the envtest kubeconfig");
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .expect("load the envtest kubeconfig");
@@ -80,13 +83,17 @@ pub fn control_plane() -> &'static ControlPlane {
              try `make envtest` to see the failure on its own"
         );
         let kubeconfig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        let env = std::fs::read_to_string(state.join("env")).expect("read the control plane's env file");
+        let env =
+            std::fs::read_to_string(state.join("env")).expect("read the control plane's env file");
         let bin_dir = env
             .lines()
             .find_map(|l| l.strip_prefix("BIN="))
             .map(PathBuf::from)
             .expect("BIN in the control plane's env file");
-        ControlPlane { kubeconfig, bin_dir }
+        ControlPlane {
+            kubeconfig,
+            bin_dir,
+        }
     })
 }
 
@@ -115,7 +122,13 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         let _ = control_plane()
             .kubectl()
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .output();
     }
 }
@@ -149,14 +162,22 @@ pub fn install_crds() {
             .arg(&crds)
             .output()
             .expect("run kubectl");
-        assert!(out.status.success(), "kubectl apply of the CRDs failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl apply of the CRDs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = control_plane()
             .kubectl()
             .args(["wait", "--for=condition=Established", "--timeout=60s", "-f"])
             .arg(&crds)
             .output()
             .expect("run kubectl");
-        assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "CRDs not established: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }
 
@@ -180,7 +201,11 @@ impl Operator {
         let plane = control_plane();
         let dir = repo_root().join("target/test-logs");
         std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join(format!("operator-{}-{:08x}.log", std::process::id(), rand::random::<u32>()));
+        let log = dir.join(format!(
+            "operator-{}-{:08x}.log",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_actor-token-operator"));
         cmd.arg("run")
@@ -191,7 +216,10 @@ impl Operator {
             .arg("--metrics-addr")
             .arg("127.0.0.1:0")
             .args(options.extra_args)
-            .env("KUBECONFIG", options.kubeconfig.unwrap_or(&plane.kubeconfig))
+            .env(
+                "KUBECONFIG",
+                options.kubeconfig.unwrap_or(&plane.kubeconfig),
+            )
             .env("RUST_LOG", "info,actor_token_operator=debug,kube=warn")
             .stdout(file.try_clone().unwrap())
             .stderr(file);

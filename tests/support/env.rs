@@ -1,0 +1,292 @@
+//! One operator, one Clerk simulator and one namespace for a test: the environment most
+//! end-to-end tests start from.
+
+use std::time::Duration;
+
+use actor_token_operator::api::{ActorTokenRequest, Phase};
+use clerk_sim::{Faults, SimConfig, Simulator};
+use k8s_openapi::api::{core::v1::Secret, events::v1::Event};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use serde_json::{Value, json};
+
+use super::{Operator, OperatorOptions, TestNamespace, control_plane, eventually, install_crds};
+
+pub const KEY: &str = "sk_test_operatorTestKey0123456789";
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Env {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub sim: Simulator,
+    pub operator: Option<Operator>,
+    pub requests: Api<ActorTokenRequest>,
+    pub secrets: Api<Secret>,
+}
+
+impl Env {
+    pub async fn start(prefix: &str) -> Env {
+        Self::start_with(prefix, Faults::default()).await
+    }
+
+    /// A namespace with a ClerkInstance named `clerk` pointing at a fresh simulator, and an
+    /// operator serving that namespace.
+    pub async fn start_with(prefix: &str, faults: Faults) -> Env {
+        install_crds();
+        let client = control_plane().client().await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let sim = clerk_sim::start(SimConfig {
+            secret_keys: vec![KEY.into()],
+            faults,
+            ..Default::default()
+        })
+        .await
+        .expect("start the Clerk simulator");
+        let env = Env {
+            requests: Api::namespaced(client.clone(), &ns.name),
+            secrets: Api::namespaced(client.clone(), &ns.name),
+            client,
+            ns,
+            sim,
+            operator: None,
+        };
+        env.create_instance("clerk", "clerk-key").await;
+        let mut env = env;
+        env.start_operator();
+        env
+    }
+
+    pub async fn create_instance(&self, name: &str, key_secret: &str) {
+        self.apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": key_secret, "namespace": self.ns.name },
+            "stringData": { "secretKey": format!("{KEY}\n") }
+        }))
+        .await;
+        self.apply(json!({
+            "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
+            "metadata": { "name": name, "namespace": self.ns.name },
+            "spec": { "apiUrl": self.sim.api_url(), "secretKeyRef": { "name": key_secret, "key": "secretKey" } }
+        }))
+        .await;
+    }
+
+    pub fn start_operator(&mut self) {
+        self.operator = Some(Operator::start(OperatorOptions {
+            namespaces: &[&self.ns.name],
+            cluster_instance_namespace: &self.ns.name,
+            kubeconfig: None,
+            extra_args: &["--clerk-timeout-seconds", "2"],
+        }));
+    }
+
+    pub fn operator(&mut self) -> &mut Operator {
+        self.operator.as_mut().expect("operator running")
+    }
+
+    pub async fn apply(&self, object: Value) {
+        let out = control_plane()
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(object.to_string().as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("run kubectl apply");
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub async fn create_request(&self, name: &str, spec: Value) -> ActorTokenRequest {
+        let mut full = json!({ "userId": "user_2abcImpersonated", "actor": { "sub": "user_2xyzSupport" }, "instanceRef": { "kind": "ClerkInstance", "name": "clerk" } });
+        merge(&mut full, spec);
+        let request: ActorTokenRequest = serde_json::from_value(json!({
+            "apiVersion": "actortokens.dev/v1alpha1", "kind": "ActorTokenRequest",
+            "metadata": { "name": name }, "spec": full,
+        }))
+        .unwrap();
+        self.requests
+            .create(&PostParams::default(), &request)
+            .await
+            .expect("create the request")
+    }
+
+    pub async fn wait_phase(&self, name: &str, phase: Phase) -> ActorTokenRequest {
+        eventually(WAIT, &format!("{name} to be {phase:?}"), || async {
+            self.requests
+                .get_opt(name)
+                .await
+                .unwrap()
+                .filter(|r| r.phase() == Some(phase))
+        })
+        .await
+    }
+
+    pub async fn wait_gone(&self, name: &str) {
+        eventually(WAIT, &format!("{name} to be deleted"), || async {
+            self.requests
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await
+    }
+
+    pub async fn events(&self) -> Vec<Event> {
+        Api::<Event>::namespaced(self.client.clone(), &self.ns.name)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+    }
+
+    pub fn live_tokens(&self) -> usize {
+        self.sim.live_tokens().len()
+    }
+
+    /// No token or link the simulator ever issued appears in the operator's output, in an
+    /// event, or in a request's status.
+    pub async fn assert_no_credential_leaked(&mut self) {
+        let output = self.operator().output();
+        let events = serde_json::to_string(&self.events().await).unwrap();
+        let statuses = serde_json::to_string(
+            &self
+                .requests
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|r| &r.status)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let tokens = self.sim.tokens();
+        assert!(!tokens.is_empty(), "the test issued no token to look for");
+        for token in tokens {
+            for secret in [&token.token, &token.url] {
+                assert!(
+                    !output.contains(secret.as_str()),
+                    "a credential is in the operator's output"
+                );
+                assert!(
+                    !events.contains(secret.as_str()),
+                    "a credential is in an event"
+                );
+                assert!(
+                    !statuses.contains(secret.as_str()),
+                    "a credential is in a status"
+                );
+            }
+        }
+        assert!(
+            !output.contains(KEY) && !events.contains(KEY),
+            "the secret key leaked"
+        );
+    }
+}
+
+pub fn merge(base: &mut Value, patch: Value) {
+    if let (Value::Object(base), Value::Object(patch)) = (base, patch) {
+        for (k, v) in patch {
+            base.insert(k, v);
+        }
+    }
+}
+
+pub fn secret_text(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+impl Env {
+    /// Like [`Env::start_with`], with the whole simulator configuration in the test's hands
+    /// (a fixed `seed`, say); its secret keys are replaced by [`KEY`].
+    pub async fn start_with_sim(prefix: &str, config: SimConfig) -> Env {
+        install_crds();
+        let client = control_plane().client().await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let sim = clerk_sim::start(SimConfig {
+            secret_keys: vec![KEY.into()],
+            ..config
+        })
+        .await
+        .expect("start the Clerk simulator");
+        let mut env = Env {
+            requests: Api::namespaced(client.clone(), &ns.name),
+            secrets: Api::namespaced(client.clone(), &ns.name),
+            client,
+            ns,
+            sim,
+            operator: None,
+        };
+        env.create_instance("clerk", "clerk-key").await;
+        env.start_operator();
+        env
+    }
+
+    /// An extra operator process serving this namespace, with the same arguments as
+    /// [`Env::start_operator`] plus `extra_args`; the caller holds it (it stops when dropped).
+    pub fn spawn_operator(&self, extra_args: &[&str]) -> Operator {
+        let mut args = vec!["--clerk-timeout-seconds", "2"];
+        args.extend_from_slice(extra_args);
+        Operator::start(OperatorOptions {
+            namespaces: &[&self.ns.name],
+            cluster_instance_namespace: &self.ns.name,
+            kubeconfig: None,
+            extra_args: &args,
+        })
+    }
+
+    /// A counter or gauge from the current operator's /metrics (the port is read from its
+    /// log); `None` until it serves, or if the series is absent.
+    pub async fn metric(&mut self, series: &str) -> Option<f64> {
+        let output = self.operator().output();
+        let line = output.lines().find(|l| l.contains("serving /metrics"))?;
+        let at = line.find("127.0.0.1:")?;
+        let addr: String = line[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        let body = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        body.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// No token or link the simulator issued appears in `text` (the output of an operator
+    /// process that is no longer `env.operator`, say).
+    pub fn assert_no_credential_in(&self, what: &str, text: &str) {
+        for token in self.sim.tokens() {
+            assert!(
+                !text.contains(token.token.as_str()) && !text.contains(token.url.as_str()),
+                "a credential is in {what}"
+            );
+        }
+        assert!(!text.contains(KEY), "the secret key is in {what}");
+    }
+}
