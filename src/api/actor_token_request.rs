@@ -25,7 +25,7 @@ use super::SpecDuration;
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"User","type":"string","jsonPath":".spec.userId"}"#,
     printcolumn = r#"{"name":"Actor","type":"string","jsonPath":".spec.actor.sub"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: create a new ActorTokenRequest instead"))]

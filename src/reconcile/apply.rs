@@ -93,7 +93,8 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
         Ok(token) => token,
         Err(error) => return create_failed(request, error, &resolved.client, ctx).await,
     };
-    let issued_at = Timestamp::now();
+    // Whole seconds, as the status stores them, so the Secret and the status agree.
+    let issued_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let expires_at = issued_at + SignedDuration::from_secs(new_token.expires_in_seconds as i64);
 
     // Record before delivering: from here on a restart finds the token's ID and revokes it.
