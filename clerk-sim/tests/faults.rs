@@ -223,6 +223,34 @@ async fn dropped_create_creates_the_token_but_the_client_gets_no_answer() {
 }
 
 #[tokio::test]
+async fn a_dropped_create_on_a_kept_alive_connection_is_not_retried_by_the_client() {
+    let sim = sim().await;
+    let c = client();
+    let send = || {
+        c.post(format!("{}/actor_tokens", sim.api_url()))
+            .bearer_auth(KEY)
+            .body(json!({"user_id": "u", "actor": {"sub": "a"}}).to_string())
+            .send()
+    };
+    assert_eq!(
+        send().await.unwrap().status(),
+        200,
+        "opens a pooled connection"
+    );
+    sim.set_faults(Faults {
+        drop_create_share: 1.0,
+        ..Faults::default()
+    });
+    assert!(send().await.is_err());
+    assert_eq!(
+        sim.tokens().len(),
+        2,
+        "exactly one more token: the client did not resend"
+    );
+    assert_eq!(sim.stats().create.total, 2);
+}
+
+#[tokio::test]
 async fn failed_creates_are_not_dropped() {
     let sim = sim_with(Faults {
         drop_create_share: 1.0,
