@@ -233,3 +233,28 @@ async fn deleting_a_namespace_full_of_requests_finishes() {
     .await;
     assert_eq!(env.live_tokens(), 0, "every token was revoked on the way out");
 }
+
+#[tokio::test]
+async fn clerk_refusing_a_request_fails_it_once_with_clerks_message() {
+    let mut env = Env::start_with(
+        "rejected",
+        clerk_sim::Faults { rejected_users: vec!["user_2gone".into()], ..Default::default() },
+    )
+    .await;
+    env.create_request("for-nobody", json!({ "userId": "user_2gone" })).await;
+    let failed = env.wait_phase("for-nobody", Phase::Failed).await;
+    let ready = failed.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "ClerkRejected");
+    assert!(ready.message.contains("form_param_value_invalid"), "{}", ready.message);
+    assert!(ready.message.contains("No user was found with id user_2gone"), "{}", ready.message);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.sim.stats().create.total, 1, "a refused request is not retried");
+    let warnings = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("ClerkRejected")).count();
+    assert_eq!(warnings, 1);
+    assert!(env.sim.tokens().is_empty());
+    // A failed request is released without any Clerk call.
+    env.requests.delete("for-nobody", &DeleteParams::default()).await.unwrap();
+    env.wait_gone("for-nobody").await;
+    assert_eq!(env.sim.stats().revoke.total, 0);
+    let _ = env.operator();
+}

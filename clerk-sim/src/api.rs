@@ -277,6 +277,13 @@ pub(crate) async fn create(State(sim): State<Arc<Shared>>, body: Bytes) -> Respo
     };
     let now = sim.now_ms();
     let mut inner = sim.lock();
+    if inner.faults.rejected_users.contains(&params.user_id) {
+        let message = format!("No user was found with id {}", params.user_id);
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec![ClerkError::param_value_invalid("user_id", message)],
+        );
+    }
     let id = inner.new_id("act_");
     let token = inner.new_id("");
     let record = Record {

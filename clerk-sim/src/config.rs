@@ -62,6 +62,9 @@ pub struct Faults {
     /// Share (0.0–1.0) of successful creates where the token IS created and recorded, but the
     /// TCP connection is closed before any answer is sent.
     pub drop_create_share: f64,
+    /// User IDs that creates are refused for, with 422 `form_param_value_invalid` on
+    /// `user_id`, as Clerk refuses a user that doesn't exist. Nothing is created.
+    pub rejected_users: Vec<String>,
 }
 
 impl Default for Faults {
@@ -73,6 +76,7 @@ impl Default for Faults {
             retry_after_seconds: 1,
             rate_limit: None,
             drop_create_share: 0.0,
+            rejected_users: Vec::new(),
         }
     }
 }

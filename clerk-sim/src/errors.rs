@@ -59,6 +59,10 @@ impl ClerkError {
         .with_param(param)
     }
 
+    pub fn param_value_invalid(param: &str, long_message: impl Into<String>) -> Self {
+        ClerkError::new("form_param_value_invalid", "is invalid", long_message).with_param(param)
+    }
+
     pub fn request_body_invalid() -> Self {
         ClerkError::new(
             "request_body_invalid",

@@ -58,6 +58,14 @@ struct Args {
     #[arg(long, env = "CLERK_SIM_DROP_CREATE_SHARE", default_value_t = 0.0)]
     drop_create_share: f64,
 
+    /// A user ID that creates are refused for (422), as Clerk refuses an unknown user. Repeatable.
+    #[arg(
+        long = "rejected-user",
+        env = "CLERK_SIM_REJECTED_USERS",
+        value_delimiter = ','
+    )]
+    rejected_user: Vec<String>,
+
     /// Seed for every random choice (faults, IDs, tokens).
     #[arg(long, env = "CLERK_SIM_SEED")]
     seed: Option<u64>,
@@ -140,6 +148,7 @@ async fn main() -> std::process::ExitCode {
         retry_after_seconds: args.retry_after_seconds,
         rate_limit: args.rate_limit,
         drop_create_share: args.drop_create_share,
+        rejected_users: args.rejected_user,
     };
     if let Err(e) = faults.validate() {
         eprintln!("clerk-sim: {e}");

@@ -142,6 +142,8 @@ async fn fault_flags_apply() {
         "5/10",
         "--latency-ms",
         "1..3",
+        "--rejected-user",
+        "user_gone",
     ]);
     let faults = answer(
         client()
@@ -155,7 +157,7 @@ async fn fault_flags_apply() {
         faults.body,
         json!({"latency": {"min_ms": 1, "max_ms": 3}, "server_error_share": 0.0, "too_many_requests_share": 1.0,
                "retry_after_seconds": 9, "rate_limit": {"per_key": {"requests": 5, "window_seconds": 10}},
-               "drop_create_share": 0.0})
+               "drop_create_share": 0.0, "rejected_users": ["user_gone"]})
     );
     let a = client()
         .post(format!("{base}/v1/actor_tokens"))

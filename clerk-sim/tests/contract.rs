@@ -277,6 +277,15 @@ async fn create_400_and_422_match_clerk_errors() {
         assert_eq!(a.status, 422);
         assert_valid(CREATE_PATH, &a);
     }
+    // A refused user (the `rejected_users` fault) answers a valid body with 422 too.
+    let sim = sim_faulty(Faults {
+        rejected_users: vec!["user_gone".into()],
+        ..Faults::default()
+    })
+    .await;
+    let a = create(&sim, json!({"user_id": "user_gone", "actor": {"sub": "a"}})).await;
+    assert_eq!(a.status, 422);
+    assert_valid(CREATE_PATH, &a);
 }
 
 #[tokio::test]

@@ -401,6 +401,7 @@ fn faults_default_to_none_and_round_trip_as_json() {
         retry_after_seconds: 4,
         rate_limit: Some(RateLimit::per_key(5, Duration::from_secs(10))),
         drop_create_share: 0.75,
+        rejected_users: vec!["user_gone".into()],
     };
     let text = serde_json::to_string(&all).unwrap();
     assert_eq!(serde_json::from_str::<Faults>(&text).unwrap(), all);
@@ -408,4 +409,34 @@ fn faults_default_to_none_and_round_trip_as_json() {
         serde_json::from_str::<Faults>("{}").unwrap(),
         Faults::default()
     );
+}
+
+#[tokio::test]
+async fn creates_for_a_rejected_user_are_refused_and_make_no_token() {
+    let sim = sim_with(Faults {
+        rejected_users: vec!["user_gone".into()],
+        ..Faults::default()
+    })
+    .await;
+    let answer = client()
+        .post(format!("{}/actor_tokens", sim.api_url()))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"user_id": "user_gone", "actor": {"sub": "user_a"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "form_param_value_invalid");
+    assert_eq!(body["errors"][0]["meta"]["param_name"], "user_id");
+    assert!(sim.tokens().is_empty());
+    // Other users are served as usual.
+    let answer = client()
+        .post(format!("{}/actor_tokens", sim.api_url()))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"user_id": "user_here", "actor": {"sub": "user_a"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
 }
