@@ -9,7 +9,10 @@ use actor_token_operator::{
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "Issues Clerk actor tokens for ActorTokenRequests and revokes them on delete and at expiry")]
+#[command(
+    version,
+    about = "Issues Clerk actor tokens for ActorTokenRequests and revokes them on delete and at expiry"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,7 +34,11 @@ struct RunArgs {
     namespaces: Vec<String>,
 
     /// The namespace holding ClusterClerkInstances' key Secrets: the operator's own.
-    #[arg(long, env = "ATO_CLUSTER_INSTANCE_NAMESPACE", default_value = "actor-token-operator")]
+    #[arg(
+        long,
+        env = "ATO_CLUSTER_INSTANCE_NAMESPACE",
+        default_value = "actor-token-operator"
+    )]
     cluster_instance_namespace: String,
 
     /// How many requests are reconciled at once.
@@ -61,7 +68,11 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             runtime::init_logging(args.log_format);
             let settings = Settings {
-                namespaces: args.namespaces.into_iter().filter(|n| !n.is_empty()).collect(),
+                namespaces: args
+                    .namespaces
+                    .into_iter()
+                    .filter(|n| !n.is_empty())
+                    .collect(),
                 cluster_instance_namespace: args.cluster_instance_namespace,
                 concurrency: args.concurrency.max(1),
                 metrics_addr: args.metrics_addr,

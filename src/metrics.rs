@@ -38,18 +38,40 @@ impl Metrics {
         let metrics = Metrics {
             reconciles: Counter::default(),
             reconcile_errors: Family::default(),
-            reconcile_duration: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            reconcile_duration: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             tokens_issued: Counter::default(),
             tokens_revoked: Family::default(),
             tokens_lost: Counter::default(),
             revokes_abandoned: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("actor_token_operator");
-        r.register("reconciles", "Reconciles of ActorTokenRequests", metrics.reconciles.clone());
-        r.register("reconcile_errors", "Failed reconciles, by condition reason", metrics.reconcile_errors.clone());
-        r.register("reconcile_duration_seconds", "How long a reconcile took", metrics.reconcile_duration.clone());
-        r.register("tokens_issued", "Actor tokens issued and delivered in a Secret", metrics.tokens_issued.clone());
-        r.register("tokens_revoked", "Actor tokens revoked, by cause", metrics.tokens_revoked.clone());
+        r.register(
+            "reconciles",
+            "Reconciles of ActorTokenRequests",
+            metrics.reconciles.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Failed reconciles, by condition reason",
+            metrics.reconcile_errors.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "How long a reconcile took",
+            metrics.reconcile_duration.clone(),
+        );
+        r.register(
+            "tokens_issued",
+            "Actor tokens issued and delivered in a Secret",
+            metrics.tokens_issued.clone(),
+        );
+        r.register(
+            "tokens_revoked",
+            "Actor tokens revoked, by cause",
+            metrics.tokens_revoked.clone(),
+        );
         r.register(
             "tokens_lost",
             "Creates whose answer was lost: tokens that may be live until they expire and can't be revoked",
@@ -69,7 +91,9 @@ impl Metrics {
     }
 
     pub fn revoked(&self, cause: &'static str) {
-        self.tokens_revoked.get_or_create(&CauseLabel { cause }).inc();
+        self.tokens_revoked
+            .get_or_create(&CauseLabel { cause })
+            .inc();
     }
 }
 

@@ -14,7 +14,10 @@ use support::{TestNamespace, control_plane, install_crds, repo_root};
 #[test]
 fn generated_crds_match_the_committed_yaml() {
     let generated = crds_yaml();
-    for path in ["crds/actortokens.dev.yaml", "charts/actor-token-operator/crds/actortokens.dev.yaml"] {
+    for path in [
+        "crds/actortokens.dev.yaml",
+        "charts/actor-token-operator/crds/actortokens.dev.yaml",
+    ] {
         let committed = std::fs::read_to_string(repo_root().join(path)).unwrap_or_default();
         assert!(
             committed == generated,
@@ -37,7 +40,10 @@ fn request(name: &str, spec: Value) -> ActorTokenRequest {
 async fn create_raw(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), String> {
     let resource = ApiResource::erase::<ActorTokenRequest>(&());
     let object = DynamicObject::new(name, &resource).data(json!({ "spec": spec }));
-    api.create(&PostParams::default(), &object).await.map(|_| ()).map_err(|e| e.to_string())
+    api.create(&PostParams::default(), &object)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -46,30 +52,80 @@ async fn the_api_server_rejects_bad_requests() {
     let client = control_plane().client().await;
     let ns = TestNamespace::create(&client, "crd-validation").await;
     let api = Api::<ActorTokenRequest>::namespaced(client.clone(), &ns.name);
-    let raw = Api::<DynamicObject>::namespaced_with(client.clone(), &ns.name, &ApiResource::erase::<ActorTokenRequest>(&()));
+    let raw = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &ApiResource::erase::<ActorTokenRequest>(&()),
+    );
     let good = json!({ "userId": "user_abc", "actor": { "sub": "user_support" } });
 
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("no-user", json!({ "actor": { "sub": "user_s" } }), "spec.userId: Required"),
-        ("bad-user", json!({ "userId": "bob", "actor": { "sub": "user_s" } }), "spec.userId"),
-        ("no-actor", json!({ "userId": "user_abc" }), "spec.actor: Required"),
-        ("no-sub", json!({ "userId": "user_abc", "actor": { "name": "Ann" } }), "spec.actor.sub: Required"),
-        ("zero", json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "0s" }), "must be longer than zero"),
-        ("negative", json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "-5m" }), "spec.expiresIn"),
-        ("too-long", json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "25h" }), "must be at most 24h"),
-        ("session-too-long", json!({ "userId": "user_abc", "actor": { "sub": "s" }, "sessionMaxDuration": "48h" }), "must be at most 24h"),
-        ("not-a-duration", json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "soon" }), "spec.expiresIn"),
-        ("bad-kind", json!({ "userId": "user_abc", "actor": { "sub": "s" }, "instanceRef": { "kind": "Issuer", "name": "x" } }), "spec.instanceRef.kind"),
+        (
+            "no-user",
+            json!({ "actor": { "sub": "user_s" } }),
+            "spec.userId: Required",
+        ),
+        (
+            "bad-user",
+            json!({ "userId": "bob", "actor": { "sub": "user_s" } }),
+            "spec.userId",
+        ),
+        (
+            "no-actor",
+            json!({ "userId": "user_abc" }),
+            "spec.actor: Required",
+        ),
+        (
+            "no-sub",
+            json!({ "userId": "user_abc", "actor": { "name": "Ann" } }),
+            "spec.actor.sub: Required",
+        ),
+        (
+            "zero",
+            json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "0s" }),
+            "must be longer than zero",
+        ),
+        (
+            "negative",
+            json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "-5m" }),
+            "spec.expiresIn",
+        ),
+        (
+            "too-long",
+            json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "25h" }),
+            "must be at most 24h",
+        ),
+        (
+            "session-too-long",
+            json!({ "userId": "user_abc", "actor": { "sub": "s" }, "sessionMaxDuration": "48h" }),
+            "must be at most 24h",
+        ),
+        (
+            "not-a-duration",
+            json!({ "userId": "user_abc", "actor": { "sub": "s" }, "expiresIn": "soon" }),
+            "spec.expiresIn",
+        ),
+        (
+            "bad-kind",
+            json!({ "userId": "user_abc", "actor": { "sub": "s" }, "instanceRef": { "kind": "Issuer", "name": "x" } }),
+            "spec.instanceRef.kind",
+        ),
     ];
     for (name, spec, expected) in cases {
         let error = create_raw(&raw, name, spec).await.expect_err(name);
-        assert!(error.contains(expected), "{name}: expected {expected:?} in {error}");
+        assert!(
+            error.contains(expected),
+            "{name}: expected {expected:?} in {error}"
+        );
     }
 
     // Defaults are filled in by the API server, and extra actor keys are kept.
     let mut spec = good.clone();
     spec["actor"]["ticket"] = json!("T-1");
-    let created = api.create(&PostParams::default(), &request("defaults", spec)).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &request("defaults", spec))
+        .await
+        .unwrap();
     assert_eq!(created.spec.expires_in.as_str(), "1h");
     assert_eq!(created.spec.session_max_duration.as_str(), "30m");
     assert_eq!(created.spec.instance_ref.name, "default");
@@ -84,5 +140,7 @@ async fn the_api_server_rejects_bad_requests() {
     assert!(error.to_string().contains("spec is immutable"), "{error}");
     // Metadata may still change (labels, and the operator's finalizer).
     let patch = json!({ "metadata": { "labels": { "team": "support" } } });
-    api.patch("defaults", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    api.patch("defaults", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
 }

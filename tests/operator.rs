@@ -14,16 +14,34 @@ use support::env::{Env, secret_text};
 #[tokio::test]
 async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
     let mut env = Env::start("issue").await;
-    env.create_request("support-1", json!({ "secretLabels": { "team": "support" }, "reason": "TICKET-1" })).await;
+    env.create_request(
+        "support-1",
+        json!({ "secretLabels": { "team": "support" }, "reason": "TICKET-1" }),
+    )
+    .await;
     let issued = env.wait_phase("support-1", Phase::Issued).await;
 
     let status = issued.status.clone().unwrap();
     let token_id = status.token_id.clone().expect("token ID recorded");
     assert_eq!(status.secret_name.as_deref(), Some("support-1"));
     assert!(status.issued_at.is_some() && status.expires_at.is_some());
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Issued"));
-    assert!(issued.metadata.finalizers.as_ref().unwrap().contains(&FINALIZER.to_string()));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Issued")
+    );
+    assert!(
+        issued
+            .metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&FINALIZER.to_string())
+    );
 
     // Exactly one token, as asked, and the Secret carries its link.
     let tokens = env.sim.tokens();
@@ -44,8 +62,20 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
     assert!(!secret_text(&secret, "expiresAt").is_empty());
     assert_eq!(secret.metadata.labels.as_ref().unwrap()["team"], "support");
     let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("ActorTokenRequest", issued.metadata.uid.as_deref().unwrap(), Some(true)));
-    let issued_events = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("Issued")).count();
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        (
+            "ActorTokenRequest",
+            issued.metadata.uid.as_deref().unwrap(),
+            Some(true)
+        )
+    );
+    let issued_events = env
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Issued"))
+        .count();
     assert_eq!(issued_events, 1);
 
     // A settled request costs nothing when reconciled again.
@@ -54,33 +84,77 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
     env.operator().kill();
     env.start_operator();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(env.requests.get("support-1").await.unwrap().metadata.resource_version, rv, "no write for a settled request");
-    assert_eq!(env.sim.stats(), calls_before, "no Clerk call for a settled request");
+    assert_eq!(
+        env.requests
+            .get("support-1")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        rv,
+        "no write for a settled request"
+    );
+    assert_eq!(
+        env.sim.stats(),
+        calls_before,
+        "no Clerk call for a settled request"
+    );
 
-    env.requests.delete("support-1", &DeleteParams::default()).await.unwrap();
+    env.requests
+        .delete("support-1", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("support-1").await;
-    assert_eq!(env.sim.token(&token_id).unwrap().status, TokenStatus::Revoked);
-    assert!(env.secrets.get_opt("support-1").await.unwrap().is_none(), "the Secret is deleted");
+    assert_eq!(
+        env.sim.token(&token_id).unwrap().status,
+        TokenStatus::Revoked
+    );
+    assert!(
+        env.secrets.get_opt("support-1").await.unwrap().is_none(),
+        "the Secret is deleted"
+    );
     env.assert_no_credential_leaked().await;
 }
 
 #[tokio::test]
 async fn an_expired_link_is_revoked_and_its_secret_deleted() {
     let mut env = Env::start("expiry").await;
-    env.create_request("short", json!({ "expiresIn": "4s" })).await;
+    env.create_request("short", json!({ "expiresIn": "4s" }))
+        .await;
     let issued = env.wait_phase("short", Phase::Issued).await;
     let token_id = issued.status.as_ref().unwrap().token_id.clone().unwrap();
     assert!(env.secrets.get_opt("short").await.unwrap().is_some());
 
     let expired = env.wait_phase("short", Phase::Expired).await;
-    let ready = expired.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Expired"));
-    assert!(env.secrets.get_opt("short").await.unwrap().is_none(), "the Secret is deleted at expiry");
-    assert_ne!(env.sim.token(&token_id).unwrap().status, TokenStatus::Pending, "no live token after expiry");
+    let ready = expired
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Expired")
+    );
+    assert!(
+        env.secrets.get_opt("short").await.unwrap().is_none(),
+        "the Secret is deleted at expiry"
+    );
+    assert_ne!(
+        env.sim.token(&token_id).unwrap().status,
+        TokenStatus::Pending,
+        "no live token after expiry"
+    );
     assert_eq!(env.live_tokens(), 0);
     // The request stays, as a record, until someone deletes it.
     assert!(env.requests.get_opt("short").await.unwrap().is_some());
-    assert_eq!(env.sim.stats().create.total, 1, "an expired request is not issued again");
+    assert_eq!(
+        env.sim.stats().create.total,
+        1,
+        "an expired request is not issued again"
+    );
     env.assert_no_credential_leaked().await;
 }
 
@@ -94,22 +168,53 @@ async fn a_foreign_secret_is_never_touched() {
     }))
     .await;
     let before = env.secrets.get("taken").await.unwrap();
-    env.create_request("wants-taken", json!({ "secretName": "taken" })).await;
+    env.create_request("wants-taken", json!({ "secretName": "taken" }))
+        .await;
     let failed = env.wait_phase("wants-taken", Phase::Failed).await;
-    let ready = failed.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    let ready = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert_eq!(ready.reason, "SecretConflict");
     assert!(ready.message.contains("taken"), "{}", ready.message);
     let after = env.secrets.get("taken").await.unwrap();
-    assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "the foreign Secret is unchanged");
+    assert_eq!(
+        after.metadata.resource_version, before.metadata.resource_version,
+        "the foreign Secret is unchanged"
+    );
     assert_eq!(after.data, before.data);
-    assert_eq!(env.sim.stats().create.total, 0, "no token is minted for a request that can't deliver it");
-    let warnings = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("SecretConflict")).count();
+    assert_eq!(
+        env.sim.stats().create.total,
+        0,
+        "no token is minted for a request that can't deliver it"
+    );
+    let warnings = env
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SecretConflict"))
+        .count();
     assert_eq!(warnings, 1);
 
     // Deleting the request leaves the foreign Secret alone too.
-    env.requests.delete("wants-taken", &DeleteParams::default()).await.unwrap();
+    env.requests
+        .delete("wants-taken", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("wants-taken").await;
-    assert_eq!(env.secrets.get("taken").await.unwrap().metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(
+        env.secrets
+            .get("taken")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        before.metadata.resource_version
+    );
 }
 
 #[tokio::test]
@@ -118,16 +223,33 @@ async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
     env.create_request("support-2", json!({})).await;
     let issued = env.wait_phase("support-2", Phase::Issued).await;
     let token_id = issued.status.as_ref().unwrap().token_id.clone().unwrap();
-    env.secrets.delete("support-2", &DeleteParams::default()).await.unwrap();
+    env.secrets
+        .delete("support-2", &DeleteParams::default())
+        .await
+        .unwrap();
 
     let revoked = env.wait_phase("support-2", Phase::Revoked).await;
     let status = revoked.status.as_ref().unwrap();
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretDeleted"));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SecretDeleted")
+    );
     assert!(status.revoked_at.is_some());
-    assert_eq!(env.sim.token(&token_id).unwrap().status, TokenStatus::Revoked);
+    assert_eq!(
+        env.sim.token(&token_id).unwrap().status,
+        TokenStatus::Revoked
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(env.sim.stats().create.total, 1, "a new link is a new request");
+    assert_eq!(
+        env.sim.stats().create.total,
+        1,
+        "a new link is a new request"
+    );
     assert!(env.secrets.get_opt("support-2").await.unwrap().is_none());
     env.assert_no_credential_leaked().await;
 }
@@ -135,21 +257,51 @@ async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
 #[tokio::test]
 async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
     let mut env = Env::start("clerk-down").await;
-    env.create_request("doomed", json!({ "expiresIn": "12s" })).await;
+    env.create_request("doomed", json!({ "expiresIn": "12s" }))
+        .await;
     let issued = env.wait_phase("doomed", Phase::Issued).await;
-    let expires_at = issued.status.as_ref().unwrap().expires_at.clone().unwrap().0;
-    env.sim.set_faults(clerk_sim::Faults { server_error_share: 1.0, ..Default::default() });
-    env.requests.delete("doomed", &DeleteParams::default()).await.unwrap();
+    let expires_at = issued
+        .status
+        .as_ref()
+        .unwrap()
+        .expires_at
+        .clone()
+        .unwrap()
+        .0;
+    env.sim.set_faults(clerk_sim::Faults {
+        server_error_share: 1.0,
+        ..Default::default()
+    });
+    env.requests
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
 
     // The finalizer holds the object while the token may be live...
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let held = env.requests.get_opt("doomed").await.unwrap().expect("held by the finalizer while the token is live");
+    let held = env
+        .requests
+        .get_opt("doomed")
+        .await
+        .unwrap()
+        .expect("held by the finalizer while the token is live");
     assert!(held.metadata.deletion_timestamp.is_some());
-    assert!(env.sim.stats().revoke.total >= 1, "the operator tried to revoke");
+    assert!(
+        env.sim.stats().revoke.total >= 1,
+        "the operator tried to revoke"
+    );
     // ...and lets go once it has expired, with a warning.
     env.wait_gone("doomed").await;
-    assert!(k8s_openapi::jiff::Timestamp::now() >= expires_at, "released only after the token expired");
-    let abandoned = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("RevokeAbandoned")).count();
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() >= expires_at,
+        "released only after the token expired"
+    );
+    let abandoned = env
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("RevokeAbandoned"))
+        .count();
     assert_eq!(abandoned, 1);
     env.assert_no_credential_leaked().await;
 }
@@ -173,23 +325,46 @@ async fn a_clerk_instance_only_reads_its_own_namespace() {
         "spec": { "apiUrl": env.sim.api_url(), "secretKeyRef": { "name": "elsewhere-key", "key": "secretKey" } }
     }))
     .await;
-    env.create_request("borrowing", json!({ "instanceRef": { "kind": "ClerkInstance", "name": "borrower" } })).await;
+    env.create_request(
+        "borrowing",
+        json!({ "instanceRef": { "kind": "ClerkInstance", "name": "borrower" } }),
+    )
+    .await;
     let waiting = support::eventually(support::env::WAIT, "InstanceNotReady", || async {
         let r = env.requests.get("borrowing").await.unwrap();
-        let c = r.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        let c = r
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
         (c.reason == "InstanceNotReady").then_some(c)
     })
     .await;
-    assert!(waiting.message.contains(&format!("{}/elsewhere-key", env.ns.name)), "{}", waiting.message);
+    assert!(
+        waiting
+            .message
+            .contains(&format!("{}/elsewhere-key", env.ns.name)),
+        "{}",
+        waiting.message
+    );
     assert_eq!(env.sim.stats().create.total, 0);
     // The instance's own status says the same.
-    let instances = kube::Api::<actor_token_operator::api::ClerkInstance>::namespaced(client, &env.ns.name);
+    let instances =
+        kube::Api::<actor_token_operator::api::ClerkInstance>::namespaced(client, &env.ns.name);
     let ready = support::eventually(support::env::WAIT, "instance status", || async {
         let i = instances.get("borrower").await.unwrap();
-        i.status?.conditions.into_iter().find(|c| c.type_ == "Ready")
+        i.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
     })
     .await;
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretNotFound"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
     let _ = env.operator();
 }
 
@@ -205,15 +380,32 @@ async fn a_refused_key_is_reported_and_retried_once_fixed() {
     env.create_request("locked-out", json!({})).await;
     let condition = support::eventually(support::env::WAIT, "ClerkUnauthorized", || async {
         let r = env.requests.get("locked-out").await.unwrap();
-        let c = r.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        let c = r
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
         (c.reason == "ClerkUnauthorized").then_some(c)
     })
     .await;
     assert_eq!(condition.status, "False");
-    assert!(!condition.message.contains("sk_test_"), "the key is not in the message");
+    assert!(
+        !condition.message.contains("sk_test_"),
+        "the key is not in the message"
+    );
     let request = env.requests.get("locked-out").await.unwrap();
-    assert_eq!(request.phase(), Some(Phase::Pending), "a refused key is not final");
-    assert!(!env.operator().output().contains("sk_test_revokedKeyNotKnownToClerk"));
+    assert_eq!(
+        request.phase(),
+        Some(Phase::Pending),
+        "a refused key is not final"
+    );
+    assert!(
+        !env.operator()
+            .output()
+            .contains("sk_test_revokedKeyNotKnownToClerk")
+    );
 }
 
 #[tokio::test]
@@ -226,34 +418,83 @@ async fn deleting_a_namespace_full_of_requests_finishes() {
         env.wait_phase(&format!("r{i}"), Phase::Issued).await;
     }
     let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone());
-    namespaces.delete(&env.ns.name, &DeleteParams::default()).await.unwrap();
-    support::eventually(Duration::from_secs(90), "the namespace to be gone", || async {
-        namespaces.get_opt(&env.ns.name).await.unwrap().is_none().then_some(())
-    })
+    namespaces
+        .delete(&env.ns.name, &DeleteParams::default())
+        .await
+        .unwrap();
+    support::eventually(
+        Duration::from_secs(90),
+        "the namespace to be gone",
+        || async {
+            namespaces
+                .get_opt(&env.ns.name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
     .await;
-    assert_eq!(env.live_tokens(), 0, "every token was revoked on the way out");
+    assert_eq!(
+        env.live_tokens(),
+        0,
+        "every token was revoked on the way out"
+    );
 }
 
 #[tokio::test]
 async fn clerk_refusing_a_request_fails_it_once_with_clerks_message() {
     let mut env = Env::start_with(
         "rejected",
-        clerk_sim::Faults { rejected_users: vec!["user_2gone".into()], ..Default::default() },
+        clerk_sim::Faults {
+            rejected_users: vec!["user_2gone".into()],
+            ..Default::default()
+        },
     )
     .await;
-    env.create_request("for-nobody", json!({ "userId": "user_2gone" })).await;
+    env.create_request("for-nobody", json!({ "userId": "user_2gone" }))
+        .await;
     let failed = env.wait_phase("for-nobody", Phase::Failed).await;
-    let ready = failed.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    let ready = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert_eq!(ready.reason, "ClerkRejected");
-    assert!(ready.message.contains("form_param_value_invalid"), "{}", ready.message);
-    assert!(ready.message.contains("No user was found with id user_2gone"), "{}", ready.message);
+    assert!(
+        ready.message.contains("form_param_value_invalid"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        ready
+            .message
+            .contains("No user was found with id user_2gone"),
+        "{}",
+        ready.message
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(env.sim.stats().create.total, 1, "a refused request is not retried");
-    let warnings = env.events().await.into_iter().filter(|e| e.reason.as_deref() == Some("ClerkRejected")).count();
+    assert_eq!(
+        env.sim.stats().create.total,
+        1,
+        "a refused request is not retried"
+    );
+    let warnings = env
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ClerkRejected"))
+        .count();
     assert_eq!(warnings, 1);
     assert!(env.sim.tokens().is_empty());
     // A failed request is released without any Clerk call.
-    env.requests.delete("for-nobody", &DeleteParams::default()).await.unwrap();
+    env.requests
+        .delete("for-nobody", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("for-nobody").await;
     assert_eq!(env.sim.stats().revoke.total, 0);
     let _ = env.operator();

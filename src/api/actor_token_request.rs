@@ -54,7 +54,10 @@ pub struct ActorTokenRequestSpec {
     /// The Secret to write the sign-in link into, in the request's namespace. Default: the
     /// request's own name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub secret_name: Option<String>,
 
     /// Labels for the Secret.
@@ -130,7 +133,10 @@ pub struct InstanceRef {
 
 impl Default for InstanceRef {
     fn default() -> Self {
-        Self { kind: InstanceKind::ClusterClerkInstance, name: "default".into() }
+        Self {
+            kind: InstanceKind::ClusterClerkInstance,
+            name: "default".into(),
+        }
     }
 }
 

@@ -10,7 +10,13 @@ use schemars::{Schema, SchemaGenerator};
 pub const READY: &str = "Ready";
 
 /// A condition with the given truth, reason and message, observed at `now`.
-pub fn ready(status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>, now: Timestamp) -> Condition {
+pub fn ready(
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
     Condition {
         type_: READY.into(),
         status: if status { "True" } else { "False" }.into(),
@@ -44,7 +50,10 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
     let mut schema = generator.subschema_for::<Vec<Condition>>();
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
     schema
 }
 
@@ -57,7 +66,10 @@ mod tests {
         let t0 = Timestamp::from_second(1_000).unwrap();
         let t1 = Timestamp::from_second(2_000).unwrap();
         let mut conditions = vec![ready(false, "ClerkUnavailable", "down", Some(1), t0)];
-        set(&mut conditions, ready(false, "ClerkRateLimited", "slow down", Some(1), t1));
+        set(
+            &mut conditions,
+            ready(false, "ClerkRateLimited", "slow down", Some(1), t1),
+        );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].reason, "ClerkRateLimited");
         assert_eq!(conditions[0].last_transition_time.0, t0);

@@ -145,8 +145,13 @@ mod tests {
         assert!(matches!(parse("0h0m"), Err(DurationError::Zero(_))));
         assert!(matches!(parse("24h1s"), Err(DurationError::TooLong(_))));
         assert!(matches!(parse("25h"), Err(DurationError::TooLong(_))));
-        for bad in ["", "15", "m", "-5m", "1.5h", "5m1h", "1h1h", "1d", " 1h", "1H"] {
-            assert!(matches!(parse(bad), Err(DurationError::Malformed(_))), "{bad:?}");
+        for bad in [
+            "", "15", "m", "-5m", "1.5h", "5m1h", "1h1h", "1d", " 1h", "1H",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(DurationError::Malformed(_))),
+                "{bad:?}"
+            );
         }
     }
 

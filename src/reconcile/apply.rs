@@ -41,7 +41,12 @@ pub enum Next {
     Again(ActorTokenRequest),
 }
 
-pub async fn apply(action: Action, request: &ActorTokenRequest, secret: Option<&Secret>, ctx: &Context) -> Result<Next, Error> {
+pub async fn apply(
+    action: Action,
+    request: &ActorTokenRequest,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Next, Error> {
     let now = Timestamp::now();
     match action {
         Action::Wait { until: Some(at) } => Ok(Next::Done(Requeue::requeue(until(at, now)))),
@@ -54,9 +59,33 @@ pub async fn apply(action: Action, request: &ActorTokenRequest, secret: Option<&
         }
         Action::MarkIssued => mark_issued(request, ctx).await,
         Action::RevokeUndelivered { token_id } => revoke_undelivered(request, &token_id, ctx).await,
-        Action::Expire { token_id, delete_secret } => expire(request, token_id, delete_secret.then_some(secret).flatten(), ctx).await,
-        Action::RevokeForDeletedSecret { token_id } => revoke_for_deleted_secret(request, token_id, ctx).await,
-        Action::Finalize { revoke, delete_secret } => finalize(request, revoke, delete_secret.then_some(secret).flatten(), ctx).await,
+        Action::Expire {
+            token_id,
+            delete_secret,
+        } => {
+            expire(
+                request,
+                token_id,
+                delete_secret.then_some(secret).flatten(),
+                ctx,
+            )
+            .await
+        }
+        Action::RevokeForDeletedSecret { token_id } => {
+            revoke_for_deleted_secret(request, token_id, ctx).await
+        }
+        Action::Finalize {
+            revoke,
+            delete_secret,
+        } => {
+            finalize(
+                request,
+                revoke,
+                delete_secret.then_some(secret).flatten(),
+                ctx,
+            )
+            .await
+        }
     }
 }
 
@@ -64,7 +93,14 @@ async fn add_finalizer(request: &ActorTokenRequest, ctx: &Context) -> Result<Nex
     let mut finalizers = request.finalizers().to_vec();
     finalizers.push(FINALIZER.into());
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() } });
-    match api(request, ctx).patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api(request, ctx)
+        .patch(
+            &request.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(updated) => Ok(Next::Again(updated)),
         Err(e) if is_conflict(&e) => refetch(request, ctx).await,
         Err(e) => Err(e.into()),
@@ -84,7 +120,15 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
         Err(problem) => {
             let status = failed(request, "DurationNotAllowed", &problem);
             write_status(request, status, ctx).await?;
-            publish(ctx, request, EventType::Warning, "DurationNotAllowed", "Issue", problem).await;
+            publish(
+                ctx,
+                request,
+                EventType::Warning,
+                "DurationNotAllowed",
+                "Issue",
+                problem,
+            )
+            .await;
             return Ok(Next::Done(Requeue::await_change()));
         }
     };
@@ -94,7 +138,8 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
         Err(error) => return create_failed(request, error, &resolved.client, ctx).await,
     };
     // Whole seconds, as the status stores them, so the Secret and the status agree.
-    let issued_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
+    let issued_at =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let expires_at = issued_at + SignedDuration::from_secs(new_token.expires_in_seconds as i64);
 
     // Record before delivering: from here on a restart finds the token's ID and revokes it.
@@ -110,19 +155,34 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
         Err(error) => {
             // Someone recorded something else first (a second operator, or our view was
             // stale), or the write failed: this token must not stay live unrecorded.
-            let cause = if is_conflict(&error) { "lost-race" } else { "record-failed" };
+            let cause = if is_conflict(&error) {
+                "lost-race"
+            } else {
+                "record-failed"
+            };
             warn!(token_id = %token.id, cause, "token could not be recorded; revoking it");
             revoke(&resolved.client, &token.id, cause, ctx).await.ok();
-            return if is_conflict(&error) { refetch(request, ctx).await } else { Err(error.into()) };
+            return if is_conflict(&error) {
+                refetch(request, ctx).await
+            } else {
+                Err(error.into())
+            };
         }
     };
     info!(token_id = %token.id, "token recorded");
 
-    let delivery = Delivery { url: token.url.expose(), token: token.token.expose(), token_id: &token.id, expires_at };
+    let delivery = Delivery {
+        url: token.url.expose(),
+        token: token.token.expose(),
+        token_id: &token.id,
+        expires_at,
+    };
     match deliver(&recorded, &delivery, ctx).await {
         Ok(()) => {}
         Err(Delivered::Conflict) => {
-            revoke(&resolved.client, &token.id, "secret-conflict", ctx).await.ok();
+            revoke(&resolved.client, &token.id, "secret-conflict", ctx)
+                .await
+                .ok();
             fail_secret_conflict(&recorded, Some(Timestamp::now()), ctx).await?;
             return Ok(Next::Done(Requeue::await_change()));
         }
@@ -133,11 +193,24 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
 }
 
 /// A create that didn't produce a token.
-async fn create_failed(request: &ActorTokenRequest, error: ClerkError, client: &ClerkClient, ctx: &Context) -> Result<Next, Error> {
+async fn create_failed(
+    request: &ActorTokenRequest,
+    error: ClerkError,
+    client: &ClerkClient,
+    ctx: &Context,
+) -> Result<Next, Error> {
     if error.is_final() {
         let message = format!("Clerk rejected the token request: {error}");
         write_status(request, failed(request, error.reason(), &message), ctx).await?;
-        publish(ctx, request, EventType::Warning, error.reason(), "Issue", message).await;
+        publish(
+            ctx,
+            request,
+            EventType::Warning,
+            error.reason(),
+            "Issue",
+            message,
+        )
+        .await;
         return Ok(Next::Done(Requeue::await_change()));
     }
     if error.outcome_unknown() {
@@ -175,12 +248,24 @@ enum Delivered {
 
 /// Writes the link's Secret: creates it, or replaces one this request wrote earlier. A Secret
 /// of anyone else's is left exactly as it is.
-async fn deliver(request: &ActorTokenRequest, delivery: &Delivery<'_>, ctx: &Context) -> Result<(), Delivered> {
+async fn deliver(
+    request: &ActorTokenRequest,
+    delivery: &Delivery<'_>,
+    ctx: &Context,
+) -> Result<(), Delivered> {
     let secrets = secrets(request, ctx);
     let desired = secret_for(request, delivery);
     let name = request.secret_name();
-    let pp = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    let failed = |source| Delivered::Failed(Error::Secret { name: name.clone(), source });
+    let pp = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let failed = |source| {
+        Delivered::Failed(Error::Secret {
+            name: name.clone(),
+            source,
+        })
+    };
     match secrets.create(&pp, &desired).await {
         Ok(_) => return Ok(()),
         Err(e) if is_already_exists(&e) => {}
@@ -188,14 +273,26 @@ async fn deliver(request: &ActorTokenRequest, delivery: &Delivery<'_>, ctx: &Con
     }
     let existing = secrets.get_opt(&name).await.map_err(failed)?;
     match existing {
-        Some(existing) if matches!(super::secret::secret_state(request, Some(&existing)), decide::SecretState::Ours { .. }) => {
+        Some(existing)
+            if matches!(
+                super::secret::secret_state(request, Some(&existing)),
+                decide::SecretState::Ours { .. }
+            ) =>
+        {
             let mut replacement = desired;
             replacement.metadata.resource_version = existing.metadata.resource_version;
-            secrets.replace(&name, &pp, &replacement).await.map(|_| ()).map_err(failed)
+            secrets
+                .replace(&name, &pp, &replacement)
+                .await
+                .map(|_| ())
+                .map_err(failed)
         }
         Some(_) => Err(Delivered::Conflict),
         // Deleted in between: try once more from the top on the next reconcile.
-        None => Err(failed(kube::Error::Api(Box::new(kube::core::Status::failure("Secret vanished while being written", "Conflict").with_code(409))))),
+        None => Err(failed(kube::Error::Api(Box::new(
+            kube::core::Status::failure("Secret vanished while being written", "Conflict")
+                .with_code(409),
+        )))),
     }
 }
 
@@ -223,7 +320,11 @@ async fn mark_issued(request: &ActorTokenRequest, ctx: &Context) -> Result<Next,
     }))
 }
 
-async fn revoke_undelivered(request: &ActorTokenRequest, token_id: &str, ctx: &Context) -> Result<Next, Error> {
+async fn revoke_undelivered(
+    request: &ActorTokenRequest,
+    token_id: &str,
+    ctx: &Context,
+) -> Result<Next, Error> {
     revoke_or_give_up(request, token_id, "undelivered", ctx).await?;
     let mut status = request.status.clone().unwrap_or_default();
     status.token_id = None;
@@ -236,7 +337,12 @@ async fn revoke_undelivered(request: &ActorTokenRequest, token_id: &str, ctx: &C
     }
 }
 
-async fn expire(request: &ActorTokenRequest, token_id: Option<String>, secret: Option<&Secret>, ctx: &Context) -> Result<Next, Error> {
+async fn expire(
+    request: &ActorTokenRequest,
+    token_id: Option<String>,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Next, Error> {
     if let Some(token_id) = &token_id {
         // Past expiry Clerk no longer accepts the token, so one try is enough; it only
         // matters if Clerk's clock is behind ours.
@@ -247,18 +353,31 @@ async fn expire(request: &ActorTokenRequest, token_id: Option<String>, secret: O
     delete_secret(request, secret, ctx).await?;
     let mut status = request.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Expired);
-    let message = "The sign-in link expired; its Secret was deleted. Create a new request for a new link.";
+    let message =
+        "The sign-in link expired; its Secret was deleted. Create a new request for a new link.";
     set_ready(&mut status, request, false, "Expired", message);
     match write_status(request, status, ctx).await {
         Ok(_) => {}
         Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
         Err(e) => return Err(e.into()),
     }
-    publish(ctx, request, EventType::Normal, "Expired", "Expire", message.into()).await;
+    publish(
+        ctx,
+        request,
+        EventType::Normal,
+        "Expired",
+        "Expire",
+        message.into(),
+    )
+    .await;
     Ok(Next::Done(Requeue::await_change()))
 }
 
-async fn revoke_for_deleted_secret(request: &ActorTokenRequest, token_id: Option<String>, ctx: &Context) -> Result<Next, Error> {
+async fn revoke_for_deleted_secret(
+    request: &ActorTokenRequest,
+    token_id: Option<String>,
+    ctx: &Context,
+) -> Result<Next, Error> {
     if let Some(token_id) = &token_id {
         revoke_or_give_up(request, token_id, "secret-deleted", ctx).await?;
     }
@@ -275,18 +394,43 @@ async fn revoke_for_deleted_secret(request: &ActorTokenRequest, token_id: Option
         Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
         Err(e) => return Err(e.into()),
     }
-    publish(ctx, request, EventType::Warning, "SecretDeleted", "Revoke", message).await;
+    publish(
+        ctx,
+        request,
+        EventType::Warning,
+        "SecretDeleted",
+        "Revoke",
+        message,
+    )
+    .await;
     Ok(Next::Done(Requeue::await_change()))
 }
 
-async fn finalize(request: &ActorTokenRequest, revoke: Option<String>, secret: Option<&Secret>, ctx: &Context) -> Result<Next, Error> {
+async fn finalize(
+    request: &ActorTokenRequest,
+    revoke: Option<String>,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Next, Error> {
     if let Some(token_id) = &revoke {
         revoke_or_give_up(request, token_id, "deleted", ctx).await?;
     }
     delete_secret(request, secret, ctx).await?;
-    let finalizers: Vec<String> = request.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let finalizers: Vec<String> = request
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
     let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() } });
-    match api(request, ctx).patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api(request, ctx)
+        .patch(
+            &request.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(_) => Ok(Next::Done(Requeue::await_change())),
         Err(e) if is_not_found(&e) => Ok(Next::Done(Requeue::await_change())),
         Err(e) if is_conflict(&e) => refetch(request, ctx).await,
@@ -296,8 +440,17 @@ async fn finalize(request: &ActorTokenRequest, revoke: Option<String>, secret: O
 
 /// Revokes a token that may be live, or, when that fails, decides whether holding on still
 /// protects anything (see `decide::may_give_up_revoking`).
-async fn revoke_or_give_up(request: &ActorTokenRequest, token_id: &str, cause: &'static str, ctx: &Context) -> Result<(), Error> {
-    let expires_at = request.status.as_ref().and_then(|s| s.expires_at.as_ref()).map(|t| t.0);
+async fn revoke_or_give_up(
+    request: &ActorTokenRequest,
+    token_id: &str,
+    cause: &'static str,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let expires_at = request
+        .status
+        .as_ref()
+        .and_then(|s| s.expires_at.as_ref())
+        .map(|t| t.0);
     let client = ctx.instances.for_revoke(request).await;
     let error = match &client {
         Some(client) => match revoke(client, token_id, cause, ctx).await {
@@ -313,16 +466,33 @@ async fn revoke_or_give_up(request: &ActorTokenRequest, token_id: &str, cause: &
     ctx.metrics.revokes_abandoned.inc();
     let note = format!(
         "Could not revoke token {token_id} ({error}); letting go, since {}.",
-        if client.is_some() { "it has expired" } else { "its Clerk instance and key are gone" }
+        if client.is_some() {
+            "it has expired"
+        } else {
+            "its Clerk instance and key are gone"
+        }
     );
     warn!(token_id, %error, "giving up on revoking");
-    publish(ctx, request, EventType::Warning, "RevokeAbandoned", "Revoke", note).await;
+    publish(
+        ctx,
+        request,
+        EventType::Warning,
+        "RevokeAbandoned",
+        "Revoke",
+        note,
+    )
+    .await;
     Ok(())
 }
 
 /// One revoke. A token that is no longer pending, or unknown to Clerk, has nothing live to
 /// revoke: that counts as done.
-async fn revoke(client: &ClerkClient, token_id: &str, cause: &'static str, ctx: &Context) -> Result<(), ClerkError> {
+async fn revoke(
+    client: &ClerkClient,
+    token_id: &str,
+    cause: &'static str,
+    ctx: &Context,
+) -> Result<(), ClerkError> {
     let outcome = client.revoke_actor_token(token_id).await?;
     info!(token_id, cause, ?outcome, "token revoked");
     if outcome == RevokeOutcome::Revoked {
@@ -331,11 +501,18 @@ async fn revoke(client: &ClerkClient, token_id: &str, cause: &'static str, ctx: 
     Ok(())
 }
 
-async fn delete_secret(request: &ActorTokenRequest, secret: Option<&Secret>, ctx: &Context) -> Result<(), Error> {
+async fn delete_secret(
+    request: &ActorTokenRequest,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<(), Error> {
     let Some(secret) = secret else { return Ok(()) };
     // The precondition makes sure it is the very Secret we saw as ours that goes.
     let dp = DeleteParams {
-        preconditions: Some(kube::api::Preconditions { uid: secret.metadata.uid.clone(), resource_version: None }),
+        preconditions: Some(kube::api::Preconditions {
+            uid: secret.metadata.uid.clone(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     let name = secret.name_any();
@@ -346,7 +523,11 @@ async fn delete_secret(request: &ActorTokenRequest, secret: Option<&Secret>, ctx
     }
 }
 
-async fn fail_secret_conflict(request: &ActorTokenRequest, revoked_at: Option<Timestamp>, ctx: &Context) -> Result<(), Error> {
+async fn fail_secret_conflict(
+    request: &ActorTokenRequest,
+    revoked_at: Option<Timestamp>,
+    ctx: &Context,
+) -> Result<(), Error> {
     let message = format!(
         "Secret {} already exists and was not written by this request; it was left untouched. \
          Create a new request with another spec.secretName.",
@@ -355,7 +536,15 @@ async fn fail_secret_conflict(request: &ActorTokenRequest, revoked_at: Option<Ti
     let mut status = failed(request, "SecretConflict", &message);
     status.revoked_at = revoked_at.map(Time);
     write_status(request, status, ctx).await?;
-    publish(ctx, request, EventType::Warning, "SecretConflict", "Issue", message).await;
+    publish(
+        ctx,
+        request,
+        EventType::Warning,
+        "SecretConflict",
+        "Issue",
+        message,
+    )
+    .await;
     Ok(())
 }
 
@@ -369,7 +558,13 @@ fn failed(request: &ActorTokenRequest, reason: &str, message: &str) -> ActorToke
 fn waiting_status(request: &ActorTokenRequest, error: &Error) -> ActorTokenRequestStatus {
     let mut status = request.status.clone().unwrap_or_default();
     status.phase.get_or_insert(Phase::Pending);
-    set_ready(&mut status, request, false, error.reason(), &error.to_string());
+    set_ready(
+        &mut status,
+        request,
+        false,
+        error.reason(),
+        &error.to_string(),
+    );
     status
 }
 
@@ -382,23 +577,44 @@ async fn set_waiting(request: &ActorTokenRequest, error: &Error, ctx: &Context) 
     }
 }
 
-fn set_ready(status: &mut ActorTokenRequestStatus, request: &ActorTokenRequest, ready: bool, reason: &str, message: &str) {
+fn set_ready(
+    status: &mut ActorTokenRequestStatus,
+    request: &ActorTokenRequest,
+    ready: bool,
+    reason: &str,
+    message: &str,
+) {
     status.observed_generation = request.metadata.generation;
-    let condition = conditions::ready(ready, reason, message, request.metadata.generation, Timestamp::now());
+    let condition = conditions::ready(
+        ready,
+        reason,
+        message,
+        request.metadata.generation,
+        Timestamp::now(),
+    );
     conditions::set(&mut status.conditions, condition);
 }
 
 /// Replaces the status at the resourceVersion `request` was read at; no write at all when
 /// nothing changed.
-async fn write_status(request: &ActorTokenRequest, status: ActorTokenRequestStatus, ctx: &Context) -> Result<ActorTokenRequest, kube::Error> {
+async fn write_status(
+    request: &ActorTokenRequest,
+    status: ActorTokenRequestStatus,
+    ctx: &Context,
+) -> Result<ActorTokenRequest, kube::Error> {
     if request.status.as_ref() == Some(&status) {
         return Ok(request.clone());
     }
     let mut updated = request.clone();
     updated.status = Some(status);
     updated.metadata.managed_fields = None;
-    let pp = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    api(request, ctx).replace_status(&request.name_any(), &pp, &updated).await
+    let pp = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    api(request, ctx)
+        .replace_status(&request.name_any(), &pp, &updated)
+        .await
 }
 
 async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
@@ -408,8 +624,21 @@ async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Err
     }
 }
 
-async fn publish(ctx: &Context, request: &ActorTokenRequest, type_: EventType, reason: &str, action: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+async fn publish(
+    ctx: &Context,
+    request: &ActorTokenRequest,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
     if let Err(error) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
         warn!(%error, reason, "could not publish an event");
     }
@@ -426,5 +655,7 @@ fn secrets(request: &ActorTokenRequest, ctx: &Context) -> Api<Secret> {
 /// How long until `at`, at least a second (a requeue in the past would spin).
 fn until(at: Timestamp, now: Timestamp) -> Duration {
     let left = at.duration_since(now);
-    Duration::try_from(left).unwrap_or_default().max(Duration::from_secs(1))
+    Duration::try_from(left)
+        .unwrap_or_default()
+        .max(Duration::from_secs(1))
 }

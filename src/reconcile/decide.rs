@@ -18,7 +18,9 @@ pub enum SecretState {
     Absent,
     /// Written by the operator for this very request (its controller ownerReference points at
     /// the request's UID); `token_id` is the token whose link it holds.
-    Ours { token_id: Option<String> },
+    Ours {
+        token_id: Option<String>,
+    },
     /// Someone else's Secret: never overwritten, adopted or deleted.
     Foreign,
 }
@@ -43,13 +45,19 @@ pub enum Action {
     /// record and the Secret write): nobody can use it, so revoke it and issue a new one.
     RevokeUndelivered { token_id: String },
     /// The link's time is up: revoke the token if still unused, delete the Secret.
-    Expire { token_id: Option<String>, delete_secret: bool },
+    Expire {
+        token_id: Option<String>,
+        delete_secret: bool,
+    },
     /// Someone deleted the Secret of an issued request: revoke the token. A new link is a new
     /// request, so none is minted.
     RevokeForDeletedSecret { token_id: Option<String> },
     /// The request is being deleted: revoke its token if it may still be live, delete its
     /// Secret, and let the object go.
-    Finalize { revoke: Option<String>, delete_secret: bool },
+    Finalize {
+        revoke: Option<String>,
+        delete_secret: bool,
+    },
 }
 
 pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp) -> Action {
@@ -77,13 +85,26 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
     }
     match phase {
         Phase::Expired | Phase::Revoked | Phase::Failed => Action::Wait { until: None },
-        Phase::Issued if expired => Action::Expire { token_id: status.token_id, delete_secret: ours },
+        Phase::Issued if expired => Action::Expire {
+            token_id: status.token_id,
+            delete_secret: ours,
+        },
         Phase::Issued if ours => Action::Wait { until: expires_at },
-        Phase::Issued => Action::RevokeForDeletedSecret { token_id: status.token_id },
+        Phase::Issued => Action::RevokeForDeletedSecret {
+            token_id: status.token_id,
+        },
         Phase::Pending => match (status.token_id, secret) {
-            (Some(recorded), SecretState::Ours { token_id: Some(delivered) }) if recorded == *delivered => {
+            (
+                Some(recorded),
+                SecretState::Ours {
+                    token_id: Some(delivered),
+                },
+            ) if recorded == *delivered => {
                 if expired {
-                    Action::Expire { token_id: Some(recorded), delete_secret: true }
+                    Action::Expire {
+                        token_id: Some(recorded),
+                        delete_secret: true,
+                    }
                 } else {
                     Action::MarkIssued
                 }
@@ -106,7 +127,11 @@ pub fn has_finalizer(request: &ActorTokenRequest) -> bool {
 /// When revoking fails, may the operator stop trying? Only once the token is dead anyway
 /// (past its expiry), or when nothing could ever revoke it (no client for its instance).
 /// Before that, holding on is what keeps a live link accounted for.
-pub fn may_give_up_revoking(expires_at: Option<Timestamp>, now: Timestamp, instance_reachable: bool) -> bool {
+pub fn may_give_up_revoking(
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+    instance_reachable: bool,
+) -> bool {
     !instance_reachable || expires_at.is_some_and(|at| now >= at)
 }
 
@@ -119,7 +144,10 @@ pub struct Limits {
 
 /// The token to ask Clerk for, or why this instance can't serve the request as written.
 pub fn plan_token(spec: &ActorTokenRequestSpec, limits: &Limits) -> Result<NewActorToken, String> {
-    let expires_in = spec.expires_in.to_duration().map_err(|e| format!("spec.expiresIn: {e}"))?;
+    let expires_in = spec
+        .expires_in
+        .to_duration()
+        .map_err(|e| format!("spec.expiresIn: {e}"))?;
     let session = spec
         .session_max_duration
         .to_duration()
@@ -189,48 +217,76 @@ mod tests {
     }
 
     fn ours(token: &str) -> SecretState {
-        SecretState::Ours { token_id: Some(token.into()) }
+        SecretState::Ours {
+            token_id: Some(token.into()),
+        }
     }
 
     #[test]
     fn a_new_request_gets_the_finalizer_before_anything_else() {
         let mut r = request();
         r.metadata.finalizers = None;
-        assert_eq!(decide(&r, &SecretState::Absent, at(0)), Action::AddFinalizer);
+        assert_eq!(
+            decide(&r, &SecretState::Absent, at(0)),
+            Action::AddFinalizer
+        );
         // Even a foreign Secret waits: the finalizer comes first.
-        assert_eq!(decide(&r, &SecretState::Foreign, at(0)), Action::AddFinalizer);
+        assert_eq!(
+            decide(&r, &SecretState::Foreign, at(0)),
+            Action::AddFinalizer
+        );
     }
 
     #[test]
     fn a_pending_request_without_a_token_is_issued() {
-        assert_eq!(decide(&request(), &SecretState::Absent, at(0)), Action::Issue);
+        assert_eq!(
+            decide(&request(), &SecretState::Absent, at(0)),
+            Action::Issue
+        );
         let mut no_status = request();
         no_status.status = None;
-        assert_eq!(decide(&no_status, &SecretState::Absent, at(0)), Action::Issue);
+        assert_eq!(
+            decide(&no_status, &SecretState::Absent, at(0)),
+            Action::Issue
+        );
     }
 
     #[test]
     fn a_foreign_secret_fails_the_request_before_any_token_is_minted() {
-        assert_eq!(decide(&request(), &SecretState::Foreign, at(0)), Action::FailSecretConflict);
+        assert_eq!(
+            decide(&request(), &SecretState::Foreign, at(0)),
+            Action::FailSecretConflict
+        );
     }
 
     #[test]
     fn our_own_leftover_secret_does_not_block_issuing() {
-        let leftover = SecretState::Ours { token_id: Some("act_old".into()) };
+        let leftover = SecretState::Ours {
+            token_id: Some("act_old".into()),
+        };
         assert_eq!(decide(&request(), &leftover, at(0)), Action::Issue);
     }
 
     #[test]
     fn an_issued_request_with_its_secret_is_settled_until_expiry() {
         let r = with(Phase::Issued, Some("act_1"), Some(600));
-        assert_eq!(decide(&r, &ours("act_1"), at(0)), Action::Wait { until: Some(at(600)) });
+        assert_eq!(
+            decide(&r, &ours("act_1"), at(0)),
+            Action::Wait {
+                until: Some(at(600))
+            }
+        );
     }
 
     #[test]
     fn final_phases_are_settled_for_good() {
         for phase in [Phase::Expired, Phase::Revoked, Phase::Failed] {
             let r = with(phase, Some("act_1"), Some(-10));
-            assert_eq!(decide(&r, &SecretState::Absent, at(0)), Action::Wait { until: None }, "{phase:?}");
+            assert_eq!(
+                decide(&r, &SecretState::Absent, at(0)),
+                Action::Wait { until: None },
+                "{phase:?}"
+            );
         }
     }
 
@@ -239,12 +295,18 @@ mod tests {
         let r = with(Phase::Issued, Some("act_1"), Some(0));
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::Expire { token_id: Some("act_1".into()), delete_secret: true }
+            Action::Expire {
+                token_id: Some("act_1".into()),
+                delete_secret: true
+            }
         );
         // A Secret someone else put there since is left alone.
         assert_eq!(
             decide(&r, &SecretState::Foreign, at(5)),
-            Action::Expire { token_id: Some("act_1".into()), delete_secret: false }
+            Action::Expire {
+                token_id: Some("act_1".into()),
+                delete_secret: false
+            }
         );
     }
 
@@ -253,12 +315,16 @@ mod tests {
         let r = with(Phase::Issued, Some("act_1"), Some(600));
         assert_eq!(
             decide(&r, &SecretState::Absent, at(0)),
-            Action::RevokeForDeletedSecret { token_id: Some("act_1".into()) }
+            Action::RevokeForDeletedSecret {
+                token_id: Some("act_1".into())
+            }
         );
         // Replaced by someone else's Secret: ours is gone just the same.
         assert_eq!(
             decide(&r, &SecretState::Foreign, at(0)),
-            Action::RevokeForDeletedSecret { token_id: Some("act_1".into()) }
+            Action::RevokeForDeletedSecret {
+                token_id: Some("act_1".into())
+            }
         );
     }
 
@@ -271,7 +337,9 @@ mod tests {
     #[test]
     fn a_recorded_token_that_never_reached_a_secret_is_revoked_not_reused() {
         let r = with(Phase::Pending, Some("act_1"), Some(600));
-        let revoke = Action::RevokeUndelivered { token_id: "act_1".into() };
+        let revoke = Action::RevokeUndelivered {
+            token_id: "act_1".into(),
+        };
         assert_eq!(decide(&r, &SecretState::Absent, at(0)), revoke);
         assert_eq!(decide(&r, &ours("act_0"), at(0)), revoke);
         assert_eq!(decide(&r, &SecretState::Foreign, at(0)), revoke);
@@ -282,12 +350,18 @@ mod tests {
         let r = deleting(with(Phase::Issued, Some("act_1"), Some(600)));
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::Finalize { revoke: Some("act_1".into()), delete_secret: true }
+            Action::Finalize {
+                revoke: Some("act_1".into()),
+                delete_secret: true
+            }
         );
         let pending = deleting(with(Phase::Pending, Some("act_1"), Some(600)));
         assert_eq!(
             decide(&pending, &SecretState::Absent, at(0)),
-            Action::Finalize { revoke: Some("act_1".into()), delete_secret: false }
+            Action::Finalize {
+                revoke: Some("act_1".into()),
+                delete_secret: false
+            }
         );
     }
 
@@ -297,20 +371,29 @@ mod tests {
         let expired = deleting(with(Phase::Issued, Some("act_1"), Some(-1)));
         assert_eq!(
             decide(&expired, &SecretState::Foreign, at(0)),
-            Action::Finalize { revoke: Some("act_1".into()), delete_secret: false }
+            Action::Finalize {
+                revoke: Some("act_1".into()),
+                delete_secret: false
+            }
         );
         for phase in [Phase::Expired, Phase::Revoked, Phase::Failed] {
             let r = deleting(with(phase, Some("act_1"), Some(600)));
             assert_eq!(
                 decide(&r, &SecretState::Absent, at(0)),
-                Action::Finalize { revoke: None, delete_secret: false },
+                Action::Finalize {
+                    revoke: None,
+                    delete_secret: false
+                },
                 "{phase:?}"
             );
         }
         let never_issued = deleting(request());
         assert_eq!(
             decide(&never_issued, &SecretState::Absent, at(0)),
-            Action::Finalize { revoke: None, delete_secret: false }
+            Action::Finalize {
+                revoke: None,
+                delete_secret: false
+            }
         );
     }
 
@@ -318,14 +401,23 @@ mod tests {
     fn a_deleted_request_without_our_finalizer_is_not_ours_to_hold() {
         let mut r = deleting(with(Phase::Issued, Some("act_1"), Some(600)));
         r.metadata.finalizers = Some(vec!["someone.else/finalizer".into()]);
-        assert_eq!(decide(&r, &ours("act_1"), at(0)), Action::Wait { until: None });
+        assert_eq!(
+            decide(&r, &ours("act_1"), at(0)),
+            Action::Wait { until: None }
+        );
     }
 
     #[test]
     fn plans_the_token_clerk_is_asked_for() {
         let mut r = request();
-        r.spec.actor.extra.insert("reason".into(), json!("TICKET-1"));
-        let limits = Limits { max_expires_in: Duration::from_secs(86400), max_session_duration: Duration::from_secs(86400) };
+        r.spec
+            .actor
+            .extra
+            .insert("reason".into(), json!("TICKET-1"));
+        let limits = Limits {
+            max_expires_in: Duration::from_secs(86400),
+            max_session_duration: Duration::from_secs(86400),
+        };
         let token = plan_token(&r.spec, &limits).unwrap();
         assert_eq!(token.user_id, "user_abc");
         assert_eq!(token.expires_in_seconds, 3600);
@@ -337,11 +429,24 @@ mod tests {
     #[test]
     fn an_instance_may_allow_less_than_a_day() {
         let r = request();
-        let tight = Limits { max_expires_in: Duration::from_secs(900), max_session_duration: Duration::from_secs(86400) };
+        let tight = Limits {
+            max_expires_in: Duration::from_secs(900),
+            max_session_duration: Duration::from_secs(86400),
+        };
         let error = plan_token(&r.spec, &tight).unwrap_err();
-        assert!(error.contains("spec.expiresIn 1h") && error.contains("15m"), "{error}");
-        let tight = Limits { max_expires_in: Duration::from_secs(86400), max_session_duration: Duration::from_secs(600) };
-        assert!(plan_token(&r.spec, &tight).unwrap_err().contains("sessionMaxDuration"));
+        assert!(
+            error.contains("spec.expiresIn 1h") && error.contains("15m"),
+            "{error}"
+        );
+        let tight = Limits {
+            max_expires_in: Duration::from_secs(86400),
+            max_session_duration: Duration::from_secs(600),
+        };
+        assert!(
+            plan_token(&r.spec, &tight)
+                .unwrap_err()
+                .contains("sessionMaxDuration")
+        );
     }
 
     #[test]

@@ -42,7 +42,12 @@ pub struct Instances {
 
 impl Instances {
     pub fn new(client: Client, pool: ClientPool, cluster_secret_namespace: String) -> Self {
-        Self { client, pool, cluster_secret_namespace, last_known: Mutex::default() }
+        Self {
+            client,
+            pool,
+            cluster_secret_namespace,
+            last_known: Mutex::default(),
+        }
     }
 
     /// The client and limits of the request's instance, read afresh (used to issue).
@@ -55,7 +60,10 @@ impl Instances {
             Some(limit) => Some(RateLimit {
                 requests: limit.requests.max(1) as u32,
                 period: limit.period.to_duration().map_err(|e| {
-                    Error::InstanceNotReady(format!("{} has an invalid spec.rateLimit.period: {e}", describe(&id)))
+                    Error::InstanceNotReady(format!(
+                        "{} has an invalid spec.rateLimit.period: {e}",
+                        describe(&id)
+                    ))
                 })?,
             }),
             None => None,
@@ -65,7 +73,10 @@ impl Instances {
             .client(&spec.api_url, &key, rate_limit)
             .map_err(|e| Error::InstanceNotReady(format!("{}: {e}", describe(&id))))?;
         self.last_known.lock().unwrap().insert(id, client.clone());
-        Ok(Resolved { client, limits: limits(&spec) })
+        Ok(Resolved {
+            client,
+            limits: limits(&spec),
+        })
     }
 
     /// A client able to revoke the request's token: the instance as it is now, or failing
@@ -105,7 +116,12 @@ impl Instances {
         }
     }
 
-    async fn secret_key(&self, spec: &ClerkInstanceSpec, namespace: &str, id: &InstanceId) -> Result<SecretKey, Error> {
+    async fn secret_key(
+        &self,
+        spec: &ClerkInstanceSpec,
+        namespace: &str,
+        id: &InstanceId,
+    ) -> Result<SecretKey, Error> {
         let reference = &spec.secret_key_ref;
         let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
             .get_opt(&reference.name)
@@ -117,8 +133,13 @@ impl Instances {
                     reference.name
                 ))
             })?;
-        secret_key_from(&secret, &reference.key)
-            .map_err(|problem| Error::InstanceNotReady(format!("{}: Secret {namespace}/{} {problem}", describe(id), reference.name)))
+        secret_key_from(&secret, &reference.key).map_err(|problem| {
+            Error::InstanceNotReady(format!(
+                "{}: Secret {namespace}/{} {problem}",
+                describe(id),
+                reference.name
+            ))
+        })
     }
 }
 

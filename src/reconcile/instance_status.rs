@@ -15,13 +15,23 @@ use serde_json::json;
 
 use super::{Error, instance::secret_key_from};
 use crate::api::{
-    ClerkInstance, ClerkInstanceSpec, ClerkInstanceStatus, ClusterClerkInstance, MANAGER, conditions,
+    ClerkInstance, ClerkInstanceSpec, ClerkInstanceStatus, ClusterClerkInstance, MANAGER,
+    conditions,
 };
 
 const RECHECK: Duration = Duration::from_secs(300);
 
 /// What both kinds of instance have in common.
-pub trait InstanceObject: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync + 'static {
+pub trait InstanceObject:
+    Resource<DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
     fn instance_spec(&self) -> &ClerkInstanceSpec;
     fn instance_status(&self) -> Option<&ClerkInstanceStatus>;
     /// Where the key Secret must be.
@@ -64,20 +74,45 @@ pub struct InstanceContext {
     pub cluster_instance_namespace: String,
 }
 
-pub async fn reconcile<K: InstanceObject>(instance: Arc<K>, ctx: Arc<InstanceContext>) -> Result<Requeue, Error> {
+pub async fn reconcile<K: InstanceObject>(
+    instance: Arc<K>,
+    ctx: Arc<InstanceContext>,
+) -> Result<Requeue, Error> {
     let spec = instance.instance_spec();
     let namespace = instance.key_namespace(&ctx.cluster_instance_namespace);
     let reference = &spec.secret_key_ref;
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &namespace).get_opt(&reference.name).await?;
-    let (ready, reason, message) = match secret.as_ref().map(|s| secret_key_from(s, &reference.key)) {
-        None => (false, "SecretNotFound", format!("Secret {namespace}/{} does not exist", reference.name)),
-        Some(Err(problem)) => (false, "InvalidSecretKey", format!("Secret {namespace}/{} {problem}", reference.name)),
-        Some(Ok(key)) => (true, "Ready", format!("Secret {namespace}/{} holds a {:?} key", reference.name, key.environment())),
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&reference.name)
+        .await?;
+    let (ready, reason, message) = match secret.as_ref().map(|s| secret_key_from(s, &reference.key))
+    {
+        None => (
+            false,
+            "SecretNotFound",
+            format!("Secret {namespace}/{} does not exist", reference.name),
+        ),
+        Some(Err(problem)) => (
+            false,
+            "InvalidSecretKey",
+            format!("Secret {namespace}/{} {problem}", reference.name),
+        ),
+        Some(Ok(key)) => (
+            true,
+            "Ready",
+            format!(
+                "Secret {namespace}/{} holds a {:?} key",
+                reference.name,
+                key.environment()
+            ),
+        ),
     };
     let generation = instance.meta().generation;
     let mut status = instance.instance_status().cloned().unwrap_or_default();
     status.observed_generation = generation;
-    conditions::set(&mut status.conditions, conditions::ready(ready, reason, message, generation, Timestamp::now()));
+    conditions::set(
+        &mut status.conditions,
+        conditions::ready(ready, reason, message, generation, Timestamp::now()),
+    );
     if instance.instance_status() != Some(&status) {
         instance
             .api(ctx.client.clone())
@@ -95,7 +130,11 @@ pub async fn reconcile<K: InstanceObject>(instance: Arc<K>, ctx: Arc<InstanceCon
     Ok(Requeue::requeue(RECHECK))
 }
 
-pub fn error_policy<K: InstanceObject>(_: Arc<K>, error: &Error, _: Arc<InstanceContext>) -> Requeue {
+pub fn error_policy<K: InstanceObject>(
+    _: Arc<K>,
+    error: &Error,
+    _: Arc<InstanceContext>,
+) -> Requeue {
     tracing::warn!(%error, "instance status check failed");
     Requeue::requeue(Duration::from_secs(30))
 }

@@ -40,8 +40,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, recorder: Recorder, instances: Instances, metrics: Arc<Metrics>) -> Self {
-        Self { client, recorder, instances, metrics, failures: Mutex::default() }
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        instances: Instances,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            instances,
+            metrics,
+            failures: Mutex::default(),
+        }
     }
 }
 
@@ -49,7 +60,10 @@ impl Context {
 /// More steps than this means two writers are fighting; back off instead of spinning.
 const MAX_STEPS: usize = 8;
 
-pub async fn reconcile(request: Arc<ActorTokenRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+pub async fn reconcile(
+    request: Arc<ActorTokenRequest>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, Error> {
     let started = Instant::now();
     let mut current = (*request).clone();
     let result = async {
@@ -71,7 +85,10 @@ pub async fn reconcile(request: Arc<ActorTokenRequest>, ctx: Arc<Context>) -> Re
     .await;
     ctx.metrics.observe_reconcile(started.elapsed());
     if result.is_ok() {
-        ctx.failures.lock().unwrap().remove(&request.uid().unwrap_or_default());
+        ctx.failures
+            .lock()
+            .unwrap()
+            .remove(&request.uid().unwrap_or_default());
     }
     result
 }
@@ -79,7 +96,10 @@ pub async fn reconcile(request: Arc<ActorTokenRequest>, ctx: Arc<Context>) -> Re
 /// The request's Secret, read from the API server, not a cache: `decide` revokes tokens when
 /// a Secret looks deleted, and a stale cache must never make it look so. A settled request
 /// that isn't being deleted needs no look at all.
-async fn observe_secret(request: &ActorTokenRequest, ctx: &Context) -> Result<Option<Secret>, Error> {
+async fn observe_secret(
+    request: &ActorTokenRequest,
+    ctx: &Context,
+) -> Result<Option<Secret>, Error> {
     let settled = request.phase().is_some_and(|p| p.is_settled());
     if settled && request.metadata.deletion_timestamp.is_none() {
         return Ok(None);
@@ -87,7 +107,8 @@ async fn observe_secret(request: &ActorTokenRequest, ctx: &Context) -> Result<Op
     if !decide::has_finalizer(request) {
         return Ok(None);
     }
-    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
+    let secrets =
+        Api::<Secret>::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
     Ok(secrets.get_opt(&request.secret_name()).await?)
 }
 
@@ -97,13 +118,17 @@ async fn observe_secret(request: &ActorTokenRequest, ctx: &Context) -> Result<Op
 pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let attempt = {
         let mut failures = ctx.failures.lock().unwrap();
-        let n = failures.entry(request.uid().unwrap_or_default()).or_insert(0);
+        let n = failures
+            .entry(request.uid().unwrap_or_default())
+            .or_insert(0);
         *n = n.saturating_add(1);
         *n
     };
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&crate::metrics::ReasonLabel { reason: error.reason().into() })
+        .get_or_create(&crate::metrics::ReasonLabel {
+            reason: error.reason().into(),
+        })
         .inc();
     let mut delay = match error {
         Error::Clerk(e) if e.retry_after().is_some() => e.retry_after().unwrap_or_default(),
@@ -112,7 +137,8 @@ pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Con
     };
     if request.metadata.deletion_timestamp.is_some() {
         if let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref()) {
-            let left = Duration::try_from(expires_at.0.duration_since(Timestamp::now())).unwrap_or_default();
+            let left = Duration::try_from(expires_at.0.duration_since(Timestamp::now()))
+                .unwrap_or_default();
             delay = delay.min(left.max(Duration::from_secs(1)));
         }
     }
@@ -123,7 +149,8 @@ pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Con
 /// Exponential from 1s, capped at 5 minutes, with "equal jitter" (half fixed, half random) so
 /// that many requests failing together don't retry together.
 pub fn backoff(attempt: u32, random: f64) -> Duration {
-    let exp = Duration::from_secs(1).saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+    let exp = Duration::from_secs(1)
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
     let capped = exp.min(Duration::from_secs(300));
     capped.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
 }

@@ -30,7 +30,10 @@ pub struct Delivery<'a> {
 pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secret {
     let mut labels = request.spec.secret_labels.clone();
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-    labels.insert(REQUEST_LABEL.into(), request.metadata.name.clone().unwrap_or_default());
+    labels.insert(
+        REQUEST_LABEL.into(),
+        request.metadata.name.clone().unwrap_or_default(),
+    );
     let data: BTreeMap<String, ByteString> = [
         ("url", delivery.url.to_owned()),
         ("token", delivery.token.to_owned()),
@@ -47,7 +50,8 @@ pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secre
             name: Some(request.secret_name()),
             namespace: request.metadata.namespace.clone(),
             labels: Some(labels),
-            annotations: (!request.spec.secret_annotations.is_empty()).then(|| request.spec.secret_annotations.clone()),
+            annotations: (!request.spec.secret_annotations.is_empty())
+                .then(|| request.spec.secret_annotations.clone()),
             owner_references: request.controller_owner_ref(&()).map(|owner| vec![owner]),
             ..Default::default()
         },
@@ -59,7 +63,9 @@ pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secre
 
 /// Whose is this Secret? Ours only if it names this very request (by UID) as its controller.
 pub fn secret_state(request: &ActorTokenRequest, secret: Option<&Secret>) -> SecretState {
-    let Some(secret) = secret else { return SecretState::Absent };
+    let Some(secret) = secret else {
+        return SecretState::Absent;
+    };
     let owned = request.metadata.uid.as_deref().is_some_and(|uid| {
         secret
             .metadata
@@ -102,7 +108,12 @@ mod tests {
     }
 
     fn delivery() -> Delivery<'static> {
-        Delivery { url: "https://example/ticket", token: "tok", token_id: "act_1", expires_at: Timestamp::from_second(1_800_000_000).unwrap() }
+        Delivery {
+            url: "https://example/ticket",
+            token: "tok",
+            token_id: "act_1",
+            expires_at: Timestamp::from_second(1_800_000_000).unwrap(),
+        }
     }
 
     #[test]
@@ -122,16 +133,27 @@ mod tests {
         let labels = secret.metadata.labels.as_ref().unwrap();
         assert_eq!(labels["team"], "support");
         assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY);
-        assert_eq!(secret.metadata.annotations.as_ref().unwrap()["ticket"], "T-1");
+        assert_eq!(
+            secret.metadata.annotations.as_ref().unwrap()["ticket"],
+            "T-1"
+        );
         let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("ActorTokenRequest", "uid-1", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("ActorTokenRequest", "uid-1", Some(true))
+        );
     }
 
     #[test]
     fn only_a_secret_controlled_by_this_very_request_is_ours() {
         let request = request();
         let ours = secret_for(&request, &delivery());
-        assert_eq!(secret_state(&request, Some(&ours)), SecretState::Ours { token_id: Some("act_1".into()) });
+        assert_eq!(
+            secret_state(&request, Some(&ours)),
+            SecretState::Ours {
+                token_id: Some("act_1".into())
+            }
+        );
         assert_eq!(secret_state(&request, None), SecretState::Absent);
 
         let mut plain = ours.clone();
@@ -145,6 +167,9 @@ mod tests {
 
         let mut not_controller = ours;
         not_controller.metadata.owner_references.as_mut().unwrap()[0].controller = None;
-        assert_eq!(secret_state(&request, Some(&not_controller)), SecretState::Foreign);
+        assert_eq!(
+            secret_state(&request, Some(&not_controller)),
+            SecretState::Foreign
+        );
     }
 }

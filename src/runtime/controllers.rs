@@ -16,7 +16,10 @@ use kube::{
 
 use super::{Settings, server::Health};
 use crate::{
-    api::{ActorTokenRequest, ClerkInstance, ClusterClerkInstance, MANAGED_BY, MANAGED_BY_LABEL, MANAGER},
+    api::{
+        ActorTokenRequest, ClerkInstance, ClusterClerkInstance, MANAGED_BY, MANAGED_BY_LABEL,
+        MANAGER,
+    },
     clerk::{ClientOptions, ClientPool},
     metrics::Metrics,
     reconcile::{
@@ -26,13 +29,28 @@ use crate::{
     },
 };
 
-pub async fn run(client: Client, settings: &Settings, metrics: Arc<Metrics>, health: Health) -> anyhow::Result<()> {
-    let pool = ClientPool::new(ClientOptions { request_timeout: settings.clerk_timeout, ..Default::default() })?;
-    let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+pub async fn run(
+    client: Client,
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+    health: Health,
+) -> anyhow::Result<()> {
+    let pool = ClientPool::new(ClientOptions {
+        request_timeout: settings.clerk_timeout,
+        ..Default::default()
+    })?;
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         Recorder::new(client.clone(), reporter),
-        Instances::new(client.clone(), pool, settings.cluster_instance_namespace.clone()),
+        Instances::new(
+            client.clone(),
+            pool,
+            settings.cluster_instance_namespace.clone(),
+        ),
         metrics,
     ));
     let instance_ctx = Arc::new(InstanceContext {
@@ -47,7 +65,8 @@ pub async fn run(client: Client, settings: &Settings, metrics: Arc<Metrics>, hea
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    let secrets_watch = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let secrets_watch =
+        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let mut controllers = Vec::new();
     for scope in &scopes {
         let (requests, secrets, instances) = match scope {
@@ -56,7 +75,11 @@ pub async fn run(client: Client, settings: &Settings, metrics: Arc<Metrics>, hea
                 Api::<Secret>::namespaced(client.clone(), ns),
                 Api::<ClerkInstance>::namespaced(client.clone(), ns),
             ),
-            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
         };
         let ctx = ctx.clone();
         controllers.push(
@@ -71,17 +94,28 @@ pub async fn run(client: Client, settings: &Settings, metrics: Arc<Metrics>, hea
         controllers.push(
             Controller::new(instances, watcher::Config::default())
                 .graceful_shutdown_on(shutdown_signal())
-                .run(instance_status::reconcile, instance_status::error_policy, instance_ctx.clone())
+                .run(
+                    instance_status::reconcile,
+                    instance_status::error_policy,
+                    instance_ctx.clone(),
+                )
                 .for_each(|_| async {})
                 .boxed(),
         );
     }
     controllers.push(
-        Controller::new(Api::<ClusterClerkInstance>::all(client.clone()), watcher::Config::default())
-            .graceful_shutdown_on(shutdown_signal())
-            .run(instance_status::reconcile, instance_status::error_policy, instance_ctx)
-            .for_each(|_| async {})
-            .boxed(),
+        Controller::new(
+            Api::<ClusterClerkInstance>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(shutdown_signal())
+        .run(
+            instance_status::reconcile,
+            instance_status::error_policy,
+            instance_ctx,
+        )
+        .for_each(|_| async {})
+        .boxed(),
     );
     health.set_ready();
     join_all(controllers).await;
@@ -89,7 +123,8 @@ pub async fn run(client: Client, settings: &Settings, metrics: Arc<Metrics>, hea
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},

@@ -26,7 +26,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let health = server::Health::default();
-    let server = tokio::spawn(server::serve(settings.metrics_addr, registry, health.clone()));
+    let server = tokio::spawn(server::serve(
+        settings.metrics_addr,
+        registry,
+        health.clone(),
+    ));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         namespaces = ?settings.namespaces,

@@ -30,7 +30,10 @@ struct AppState {
 }
 
 pub async fn serve(addr: SocketAddr, registry: Registry, health: Health) {
-    let state = AppState { registry: Arc::new(registry), health };
+    let state = AppState {
+        registry: Arc::new(registry),
+        health,
+    };
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -52,8 +55,19 @@ pub async fn serve(addr: SocketAddr, registry: Registry, health: Health) {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = String::new();
     match encode(&mut body, &state.registry) {
-        Ok(()) => (StatusCode::OK, [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/plain")], String::new()),
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "text/plain")],
+            String::new(),
+        ),
     }
 }
 
