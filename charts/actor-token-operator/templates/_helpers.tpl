@@ -51,3 +51,55 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "actor-token-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/*
+What the operator does to namespaced objects, wherever it serves requests: all namespaces
+(in a ClusterRole) or each of watchNamespaces (in a Role there). Each rule names the code
+that needs it.
+*/}}
+{{- define "actor-token-operator.namespacedRules" -}}
+# Watch requests (runtime/controllers.rs), read one afresh after a conflict, and add and
+# remove the finalizer with a merge patch (reconcile/apply.rs). The spec is never written.
+- apiGroups: ["actortokens.dev"]
+  resources: ["actortokenrequests"]
+  verbs: ["get", "list", "watch", "patch"]
+# The status is replaced at the resourceVersion the decision was made on (PUT).
+- apiGroups: ["actortokens.dev"]
+  resources: ["actortokenrequests/status"]
+  verbs: ["update"]
+# Setting an ownerReference to a request on the Secrets (the Secret is deleted with its
+# request). Needed where OwnerReferencesPermissionEnforcement is on (e.g. OpenShift).
+- apiGroups: ["actortokens.dev"]
+  resources: ["actortokenrequests/finalizers"]
+  verbs: ["update"]
+# Watch instances and resolve a request's instance (reconcile/instance.rs), and report each
+# instance's Ready condition with a server-side apply patch (reconcile/instance_status.rs).
+- apiGroups: ["actortokens.dev"]
+  resources: ["clerkinstances"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["actortokens.dev"]
+  resources: ["clerkinstances/status"]
+  verbs: ["patch"]
+# The link Secrets: created, replaced, deleted (reconcile/apply.rs) and watched. The watch is
+# filtered by the label app.kubernetes.io/managed-by=actor-token-operator in the code, but RBAC
+# can't express a label selector: this grants get/list/watch of every Secret in scope, which
+# also covers reading ClerkInstances' key Secrets.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "update", "delete"]
+# Events about requests (Issued, Expired, SecretDeleted, ...) in the request's namespace.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* What the operator does to cluster-scoped objects, whatever watchNamespaces says. */}}
+{{- define "actor-token-operator.clusterRules" -}}
+# Watch and resolve ClusterClerkInstances, and report their Ready condition.
+- apiGroups: ["actortokens.dev"]
+  resources: ["clusterclerkinstances"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["actortokens.dev"]
+  resources: ["clusterclerkinstances/status"]
+  verbs: ["patch"]
+{{- end }}
