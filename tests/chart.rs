@@ -19,7 +19,9 @@ use kube::{
     api::{DeleteParams, ListParams, PostParams},
 };
 use serde_json::{Value, json};
-use support::{Operator, OperatorOptions, TestNamespace, control_plane, eventually, install_crds, repo_root};
+use support::{
+    Operator, OperatorOptions, TestNamespace, control_plane, eventually, install_crds, repo_root,
+};
 
 const RENDER_NAMESPACE: &str = "ato-system";
 const KEY: &str = "sk_test_chart_key";
@@ -30,18 +32,31 @@ fn chart() -> PathBuf {
 
 /// Runs `cmd`, fails the test with its output unless it succeeds, and returns its stdout.
 fn run(mut cmd: Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
 /// `helm template` of the chart as release `rel` in RENDER_NAMESPACE, one JSON value per object.
 fn render(values: &[&str]) -> Vec<Value> {
     let mut cmd = control_plane().helm();
-    cmd.args(["template", "rel"]).arg(chart()).args(["--namespace", RENDER_NAMESPACE]).args(values);
+    cmd.args(["template", "rel"])
+        .arg(chart())
+        .args(["--namespace", RENDER_NAMESPACE])
+        .args(values);
     let yaml = run(cmd, "helm template");
-    serde_saphyr::from_multiple::<Value>(&yaml).expect("helm template renders YAML").into_iter().filter(|doc| !doc.is_null()).collect()
+    serde_saphyr::from_multiple::<Value>(&yaml)
+        .expect("helm template renders YAML")
+        .into_iter()
+        .filter(|doc| !doc.is_null())
+        .collect()
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -63,7 +78,13 @@ fn resources(role: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r["resources"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()))
+        .flat_map(|r| {
+            r["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+        })
         .collect()
 }
 
@@ -101,8 +122,16 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["ports"][0]["containerPort"], 8080);
-    let pod_name = container["env"].as_array().unwrap().iter().find(|e| e["name"] == "POD_NAME").expect("POD_NAME");
-    assert_eq!(pod_name["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    let pod_name = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "POD_NAME")
+        .expect("POD_NAME");
+    assert_eq!(
+        pod_name["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
     let security = &container["securityContext"];
     assert_eq!(security["runAsNonRoot"], true);
     assert_eq!(security["readOnlyRootFilesystem"], true);
@@ -110,37 +139,69 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"], "rel-actor-token-operator");
-    assert_eq!(of_kind(&docs, "Service")[0]["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(
+        of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"],
+        "rel-actor-token-operator"
+    );
+    assert_eq!(
+        of_kind(&docs, "Service")[0]["spec"]["ports"][0]["port"],
+        8080
+    );
     assert!(of_kind(&docs, "ServiceMonitor").is_empty());
 
     let cluster_roles = of_kind(&docs, "ClusterRole");
     assert_eq!(cluster_roles.len(), 1);
     let granted = resources(cluster_roles[0]);
-    for resource in ["actortokenrequests", "actortokenrequests/status", "clerkinstances", "clusterclerkinstances", "secrets", "events"] {
-        assert!(granted.iter().any(|g| g == resource), "the ClusterRole lacks {resource}: {granted:?}");
+    for resource in [
+        "actortokenrequests",
+        "actortokenrequests/status",
+        "clerkinstances",
+        "clusterclerkinstances",
+        "secrets",
+        "events",
+    ] {
+        assert!(
+            granted.iter().any(|g| g == resource),
+            "the ClusterRole lacks {resource}: {granted:?}"
+        );
     }
     assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
     assert!(of_kind(&docs, "Role").is_empty() && of_kind(&docs, "RoleBinding").is_empty());
-    assert!(!serde_json::to_string(&docs).unwrap().contains(r#""*""#), "no wildcard in any rule");
+    assert!(
+        !serde_json::to_string(&docs).unwrap().contains(r#""*""#),
+        "no wildcard in any rule"
+    );
 
     // watchNamespaces: a Role per namespace, and only ClusterClerkInstances cluster-wide.
     let docs = render(&namespaced);
-    assert!(container_args(of_kind(&docs, "Deployment")[0]).contains(&"--namespaces=a,b".to_owned()));
+    assert!(
+        container_args(of_kind(&docs, "Deployment")[0]).contains(&"--namespaces=a,b".to_owned())
+    );
     let cluster_roles = of_kind(&docs, "ClusterRole");
     assert_eq!(cluster_roles.len(), 1);
-    assert_eq!(resources(cluster_roles[0]), ["clusterclerkinstances", "clusterclerkinstances/status"]);
+    assert_eq!(
+        resources(cluster_roles[0]),
+        ["clusterclerkinstances", "clusterclerkinstances/status"]
+    );
     let where_ = |kind: &str| -> Vec<(String, String)> {
         let mut found: Vec<_> = of_kind(&docs, kind)
             .iter()
-            .map(|r| (r["metadata"]["namespace"].as_str().unwrap().to_owned(), r["metadata"]["name"].as_str().unwrap().to_owned()))
+            .map(|r| {
+                (
+                    r["metadata"]["namespace"].as_str().unwrap().to_owned(),
+                    r["metadata"]["name"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         found.sort();
         found
     };
     let expected: Vec<(String, String)> = [
         ("a", "rel-actor-token-operator"),
-        ("ato-system", "rel-actor-token-operator-cluster-instance-keys"),
+        (
+            "ato-system",
+            "rel-actor-token-operator-cluster-instance-keys",
+        ),
         ("b", "rel-actor-token-operator"),
     ]
     .iter()
@@ -148,8 +209,14 @@ fn the_chart_lints_and_renders_the_values_given() {
     .collect();
     assert_eq!(where_("Role"), expected);
     assert_eq!(where_("RoleBinding"), expected);
-    let keys = of_kind(&docs, "Role").into_iter().find(|r| r["metadata"]["namespace"] == RENDER_NAMESPACE).unwrap();
-    assert_eq!(keys["rules"], json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }]));
+    let keys = of_kind(&docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == RENDER_NAMESPACE)
+        .unwrap();
+    assert_eq!(
+        keys["rules"],
+        json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }])
+    );
 }
 
 /// Uninstalls a release when dropped.
@@ -160,7 +227,16 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = control_plane().helm().args(["uninstall", &self.name, "--namespace", &self.namespace, "--ignore-not-found"]).output();
+        let _ = control_plane()
+            .helm()
+            .args([
+                "uninstall",
+                &self.name,
+                "--namespace",
+                &self.namespace,
+                "--ignore-not-found",
+            ])
+            .output();
     }
 }
 
@@ -172,7 +248,16 @@ struct ClusterObject {
 
 impl Drop for ClusterObject {
     fn drop(&mut self) {
-        let _ = control_plane().kubectl().args(["delete", self.resource, &self.name, "--ignore-not-found", "--wait=false"]).output();
+        let _ = control_plane()
+            .kubectl()
+            .args([
+                "delete",
+                self.resource,
+                &self.name,
+                "--ignore-not-found",
+                "--wait=false",
+            ])
+            .output();
     }
 }
 
@@ -184,13 +269,32 @@ struct ReleaseFinalizers {
 
 impl Drop for ReleaseFinalizers {
     fn drop(&mut self) {
-        let Ok(out) = control_plane().kubectl().args(["get", "actortokenrequests", "-n", &self.namespace, "-o", "name"]).output() else {
+        let Ok(out) = control_plane()
+            .kubectl()
+            .args([
+                "get",
+                "actortokenrequests",
+                "-n",
+                &self.namespace,
+                "-o",
+                "name",
+            ])
+            .output()
+        else {
             return;
         };
         for name in String::from_utf8_lossy(&out.stdout).lines() {
             let _ = control_plane()
                 .kubectl()
-                .args(["patch", name, "-n", &self.namespace, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
+                .args([
+                    "patch",
+                    name,
+                    "-n",
+                    &self.namespace,
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ])
                 .output();
         }
     }
@@ -207,7 +311,10 @@ fn can_i(user: &str, verb: &str, resource: &str, namespace: Option<&str>) -> boo
     match String::from_utf8_lossy(&out.stdout).trim() {
         "yes" => true,
         "no" => false,
-        other => panic!("kubectl auth can-i {verb} {resource}: {other} {}", String::from_utf8_lossy(&out.stderr)),
+        other => panic!(
+            "kubectl auth can-i {verb} {resource}: {other} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
 
@@ -260,16 +367,27 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let release_ns = TestNamespace::create(client, "chart-rel").await;
     let request_ns = TestNamespace::create(client, "chart-req").await;
     let other_ns = TestNamespace::create(client, "chart-other").await;
-    let _finalizers = ReleaseFinalizers { namespace: request_ns.name.clone() };
+    let _finalizers = ReleaseFinalizers {
+        namespace: request_ns.name.clone(),
+    };
     let suffix = release_ns.name.rsplit('-').next().unwrap().to_owned();
 
     // Install.
-    let release = Release { name: format!("ato-{suffix}"), namespace: release_ns.name.clone() };
+    let release = Release {
+        name: format!("ato-{suffix}"),
+        namespace: release_ns.name.clone(),
+    };
     let service_account = format!("{}-actor-token-operator", release.name);
     let mut install = control_plane().helm();
-    install.args(["install", &release.name]).arg(chart()).args(["--namespace", &release.namespace]);
+    install
+        .args(["install", &release.name])
+        .arg(chart())
+        .args(["--namespace", &release.namespace]);
     if let Scope::Namespaced = scope {
-        install.args(["--set-json", &format!(r#"watchNamespaces=["{}"]"#, request_ns.name)]);
+        install.args([
+            "--set-json",
+            &format!(r#"watchNamespaces=["{}"]"#, request_ns.name),
+        ]);
     }
     install.args(["--set", "concurrency=2", "--set", "logFormat=json"]);
     run(install, "helm install");
@@ -279,15 +397,30 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let deployment: Value = serde_json::from_str(&run(
         {
             let mut cmd = control_plane().kubectl();
-            cmd.args(["get", "deployment", &service_account, "-n", &release.namespace, "-o", "json"]);
+            cmd.args([
+                "get",
+                "deployment",
+                &service_account,
+                "-n",
+                &release.namespace,
+                "-o",
+                "json",
+            ]);
             cmd
         },
         "kubectl get deployment",
     ))
     .unwrap();
     let args = container_args(&deployment);
-    let flag = |name: &str| args.iter().find_map(|a| a.strip_prefix(&format!("--{name}="))).map(str::to_owned);
-    assert_eq!(flag("cluster-instance-namespace").as_deref(), Some(release.namespace.as_str()));
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        flag("cluster-instance-namespace").as_deref(),
+        Some(release.namespace.as_str())
+    );
     let namespaces = flag("namespaces");
     match scope {
         Scope::Namespaced => assert_eq!(namespaces.as_deref(), Some(request_ns.name.as_str())),
@@ -297,14 +430,37 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let extra_args: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| *a != "run" && !["--namespaces=", "--cluster-instance-namespace=", "--metrics-addr="].iter().any(|p| a.starts_with(p)))
+        .filter(|a| {
+            *a != "run"
+                && ![
+                    "--namespaces=",
+                    "--cluster-instance-namespace=",
+                    "--metrics-addr=",
+                ]
+                .iter()
+                .any(|p| a.starts_with(p))
+        })
         .collect();
-    assert_eq!(extra_args, ["--concurrency=2", "--log-format=json", "--clerk-timeout-seconds=10"]);
+    assert_eq!(
+        extra_args,
+        [
+            "--concurrency=2",
+            "--log-format=json",
+            "--clerk-timeout-seconds=10"
+        ]
+    );
 
     let token = run(
         {
             let mut cmd = control_plane().kubectl();
-            cmd.args(["create", "token", &service_account, "-n", &release.namespace, "--duration=1h"]);
+            cmd.args([
+                "create",
+                "token",
+                &service_account,
+                "-n",
+                &release.namespace,
+                "--duration=1h",
+            ]);
             cmd
         },
         "kubectl create token",
@@ -314,14 +470,28 @@ async fn install_and_serve(client: &Client, scope: Scope) {
 
     // Clerk, and instances of both kinds: a ClusterClerkInstance whose key is in the release
     // namespace, and a ClerkInstance with its key beside it in the request namespace.
-    let sim = clerk_sim::start(clerk_sim::SimConfig { secret_keys: vec![KEY.into()], ..Default::default() })
-        .await
-        .expect("start the Clerk simulator");
-    let key_secret = |name: &str| -> Secret { object(json!({ "metadata": { "name": name }, "stringData": { "secretKey": KEY } })) };
+    let sim = clerk_sim::start(clerk_sim::SimConfig {
+        secret_keys: vec![KEY.into()],
+        ..Default::default()
+    })
+    .await
+    .expect("start the Clerk simulator");
+    let key_secret = |name: &str| -> Secret {
+        object(json!({ "metadata": { "name": name }, "stringData": { "secretKey": KEY } }))
+    };
     let pp = PostParams::default();
-    Api::<Secret>::namespaced(client.clone(), &release.namespace).create(&pp, &key_secret("clerk-key")).await.unwrap();
-    Api::<Secret>::namespaced(client.clone(), &request_ns.name).create(&pp, &key_secret("clerk-key")).await.unwrap();
-    let cluster_instance = ClusterObject { resource: "clusterclerkinstances.actortokens.dev", name: format!("chart-{suffix}") };
+    Api::<Secret>::namespaced(client.clone(), &release.namespace)
+        .create(&pp, &key_secret("clerk-key"))
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &request_ns.name)
+        .create(&pp, &key_secret("clerk-key"))
+        .await
+        .unwrap();
+    let cluster_instance = ClusterObject {
+        resource: "clusterclerkinstances.actortokens.dev",
+        name: format!("chart-{suffix}"),
+    };
     let spec = json!({ "apiUrl": sim.api_url(), "secretKeyRef": { "name": "clerk-key" } });
     let cluster_instances = Api::<ClusterClerkInstance>::all(client.clone());
     cluster_instances
@@ -363,24 +533,39 @@ async fn install_and_serve(client: &Client, scope: Scope) {
 
     // Instance status: the key Secrets were read, and the status written.
     let ready = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
-        conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
     };
-    eventually(Duration::from_secs(60), "the ClusterClerkInstance to be Ready", || async {
-        let i = cluster_instances.get(&cluster_instance.name).await.ok()?;
-        ready(&i.status?.conditions).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the ClusterClerkInstance to be Ready",
+        || async {
+            let i = cluster_instances.get(&cluster_instance.name).await.ok()?;
+            ready(&i.status?.conditions).then_some(())
+        },
+    )
     .await;
-    eventually(Duration::from_secs(60), "the ClerkInstance to be Ready", || async {
-        let i = instances.get("local").await.ok()?;
-        ready(&i.status?.conditions).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the ClerkInstance to be Ready",
+        || async {
+            let i = instances.get("local").await.ok()?;
+            ready(&i.status?.conditions).then_some(())
+        },
+    )
     .await;
 
     // Requests, one per instance kind.
     let requests = Api::<ActorTokenRequest>::namespaced(client.clone(), &request_ns.name);
-    for (name, kind, instance) in
-        [("via-cluster-instance", "ClusterClerkInstance", cluster_instance.name.as_str()), ("via-instance", "ClerkInstance", "local")]
-    {
+    for (name, kind, instance) in [
+        (
+            "via-cluster-instance",
+            "ClusterClerkInstance",
+            cluster_instance.name.as_str(),
+        ),
+        ("via-instance", "ClerkInstance", "local"),
+    ] {
         let request = object(json!({
             "apiVersion": "actortokens.dev/v1alpha1",
             "kind": "ActorTokenRequest",
@@ -396,9 +581,13 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     }
     let secrets = Api::<Secret>::namespaced(client.clone(), &request_ns.name);
     for name in ["via-cluster-instance", "via-instance"] {
-        eventually(Duration::from_secs(60), &format!("request {name} to be Issued"), || async {
-            (requests.get(name).await.ok()?.phase() == Some(Phase::Issued)).then_some(())
-        })
+        eventually(
+            Duration::from_secs(60),
+            &format!("request {name} to be Issued"),
+            || async {
+                (requests.get(name).await.ok()?.phase() == Some(Phase::Issued)).then_some(())
+            },
+        )
         .await;
         let secret = secrets.get(name).await.expect("the link's Secret exists");
         assert!(secret.data.unwrap().contains_key("url"));
@@ -408,42 +597,95 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let events = Api::<Event>::namespaced(client.clone(), &request_ns.name);
     eventually(Duration::from_secs(30), "an Issued event", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
-        list.items.iter().any(|e| e.reason.as_deref() == Some("Issued")).then_some(())
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Issued"))
+            .then_some(())
     })
     .await;
 
     // Deleting revokes and removes the finalizer (and the Secret).
     for name in ["via-cluster-instance", "via-instance"] {
-        requests.delete(name, &DeleteParams::default()).await.unwrap();
+        requests
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
     }
-    eventually(Duration::from_secs(60), "the requests to be gone", || async {
-        requests.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the requests to be gone",
+        || async {
+            requests
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        },
+    )
     .await;
     assert!(sim.live_tokens().is_empty(), "every token was revoked");
 
     // The ServiceAccount's name shows in a log only in an RBAC refusal ("... is forbidden:
     // User "system:serviceaccount:..." cannot ..."). Other refusals can happen here, such as
     // events for requests in a namespace being deleted, left over by other tests.
-    let sa = format!("system:serviceaccount:{}:{service_account}", release.namespace);
+    let sa = format!(
+        "system:serviceaccount:{}:{service_account}",
+        release.namespace
+    );
     let log = operator.output();
-    assert!(!log.contains(&sa), "RBAC refused the operator something:\n{log}");
+    assert!(
+        !log.contains(&sa),
+        "RBAC refused the operator something:\n{log}"
+    );
     drop(operator);
 
     // What the ServiceAccount can't do.
-    let (rel, req, other) = (Some(release.namespace.as_str()), Some(request_ns.name.as_str()), Some(other_ns.name.as_str()));
+    let (rel, req, other) = (
+        Some(release.namespace.as_str()),
+        Some(request_ns.name.as_str()),
+        Some(other_ns.name.as_str()),
+    );
     assert!(!can_i(&sa, "create", "deployments", rel));
-    assert!(!can_i(&sa, "create", "clusterclerkinstances.actortokens.dev", None));
-    assert!(!can_i(&sa, "update", "actortokenrequests.actortokens.dev", req), "the spec is never written");
-    assert!(!can_i(&sa, "delete", "actortokenrequests.actortokens.dev", req));
+    assert!(!can_i(
+        &sa,
+        "create",
+        "clusterclerkinstances.actortokens.dev",
+        None
+    ));
+    assert!(
+        !can_i(&sa, "update", "actortokenrequests.actortokens.dev", req),
+        "the spec is never written"
+    );
+    assert!(!can_i(
+        &sa,
+        "delete",
+        "actortokenrequests.actortokens.dev",
+        req
+    ));
     assert!(can_i(&sa, "get", "secrets", rel));
     assert!(can_i(&sa, "create", "secrets", req));
     match scope {
         Scope::Namespaced => {
-            assert!(!can_i(&sa, "list", "secrets", rel), "key Secrets are read by name");
-            assert!(!can_i(&sa, "create", "secrets", rel), "key Secrets are only read");
-            assert!(!can_i(&sa, "get", "secrets", other), "no Secret outside the watched namespaces");
-            assert!(!can_i(&sa, "list", "actortokenrequests.actortokens.dev", other));
+            assert!(
+                !can_i(&sa, "list", "secrets", rel),
+                "key Secrets are read by name"
+            );
+            assert!(
+                !can_i(&sa, "create", "secrets", rel),
+                "key Secrets are only read"
+            );
+            assert!(
+                !can_i(&sa, "get", "secrets", other),
+                "no Secret outside the watched namespaces"
+            );
+            assert!(!can_i(
+                &sa,
+                "list",
+                "actortokenrequests.actortokens.dev",
+                other
+            ));
         }
         // RBAC can't limit Secrets to the operator's label: all of them, in every namespace.
         Scope::ClusterWide => assert!(can_i(&sa, "get", "secrets", other)),
@@ -452,15 +694,31 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     run(
         {
             let mut cmd = control_plane().helm();
-            cmd.args(["uninstall", &release.name, "--namespace", &release.namespace]);
+            cmd.args([
+                "uninstall",
+                &release.name,
+                "--namespace",
+                &release.namespace,
+            ]);
             cmd
         },
         "helm uninstall",
     );
     let out = control_plane()
         .kubectl()
-        .args(["get", "clusterrole,clusterrolebinding", "-l", &format!("app.kubernetes.io/instance={}", release.name), "-o", "name"])
+        .args([
+            "get",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            &format!("app.kubernetes.io/instance={}", release.name),
+            "-o",
+            "name",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success() && out.stdout.is_empty(), "cluster-scoped objects left: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "cluster-scoped objects left: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
