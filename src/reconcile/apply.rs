@@ -306,10 +306,8 @@ async fn mark_issued(request: &ActorTokenRequest, ctx: &Context) -> Result<Next,
         expires_at.map(|t| t.to_string()).unwrap_or_default()
     );
     set_ready(&mut status, request, true, "Issued", &message);
-    match write_status(request, status, ctx).await {
-        Ok(_) => {}
-        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
-        Err(e) => return Err(e.into()),
+    if let Err(next) = write_or_refetch(request, status, ctx).await? {
+        return Ok(next);
     }
     ctx.metrics.tokens_issued.inc();
     publish(ctx, request, EventType::Normal, "Issued", "Issue", message).await;
@@ -330,11 +328,10 @@ async fn revoke_undelivered(
     status.token_id = None;
     status.issued_at = None;
     status.expires_at = None;
-    match write_status(request, status, ctx).await {
-        Ok(updated) => Ok(Next::Again(updated)),
-        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
-        Err(e) => Err(e.into()),
-    }
+    Ok(match write_or_refetch(request, status, ctx).await? {
+        Ok(updated) => Next::Again(updated),
+        Err(next) => next,
+    })
 }
 
 async fn expire(
@@ -356,10 +353,8 @@ async fn expire(
     let message =
         "The sign-in link expired; its Secret was deleted. Create a new request for a new link.";
     set_ready(&mut status, request, false, "Expired", message);
-    match write_status(request, status, ctx).await {
-        Ok(_) => {}
-        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
-        Err(e) => return Err(e.into()),
+    if let Err(next) = write_or_refetch(request, status, ctx).await? {
+        return Ok(next);
     }
     publish(
         ctx,
@@ -389,10 +384,8 @@ async fn revoke_for_deleted_secret(
         request.secret_name()
     );
     set_ready(&mut status, request, false, "SecretDeleted", &message);
-    match write_status(request, status, ctx).await {
-        Ok(_) => {}
-        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
-        Err(e) => return Err(e.into()),
+    if let Err(next) = write_or_refetch(request, status, ctx).await? {
+        return Ok(next);
     }
     publish(
         ctx,
@@ -615,6 +608,20 @@ async fn write_status(
     api(request, ctx)
         .replace_status(&request.name_any(), &pp, &updated)
         .await
+}
+
+/// Writes the status; when someone changed the request first, gives back the step to take
+/// instead: decide again on the request as it now is.
+async fn write_or_refetch(
+    request: &ActorTokenRequest,
+    status: ActorTokenRequestStatus,
+    ctx: &Context,
+) -> Result<Result<ActorTokenRequest, Next>, Error> {
+    match write_status(request, status, ctx).await {
+        Ok(updated) => Ok(Ok(updated)),
+        Err(e) if is_conflict(&e) => refetch(request, ctx).await.map(Err),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
