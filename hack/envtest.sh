@@ -127,7 +127,15 @@ supervise() {
     wait -n || true
   fi
   # Children first, then (for a plane owned by a test process) its state, then ourselves.
-  kill -TERM $(jobs -p) 2>/dev/null || true
+  # The apiserver can hang on shutdown once etcd is gone, so give them 10 s, then KILL.
+  local children
+  children=$(jobs -p)
+  kill -TERM $children 2>/dev/null || true
+  for _ in $(seq 50); do
+    [[ -z $(jobs -rp) ]] && break
+    sleep 0.2
+  done
+  kill -KILL $children 2>/dev/null || true
   wait || true
   [[ -n $owner && ${ENVTEST_EPHEMERAL:-} == 1 ]] && rm -rf "$state"
   kill -TERM -- -$$ 2>/dev/null
