@@ -499,3 +499,45 @@ async fn clerk_refusing_a_request_fails_it_once_with_clerks_message() {
     assert_eq!(env.sim.stats().revoke.total, 0);
     let _ = env.operator();
 }
+
+#[tokio::test]
+async fn fixing_the_instance_wakes_a_waiting_request_at_once() {
+    let env = Env::start("wake").await;
+    // A refused key is retried only every 5 minutes...
+    env.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "clerk-key", "namespace": env.ns.name },
+        "stringData": { "secretKey": "sk_test_oldKeyRevokedByClerk" }
+    }))
+    .await;
+    env.create_request("patient", json!({})).await;
+    support::eventually(support::env::WAIT, "ClerkUnauthorized", || async {
+        let r = env.requests.get("patient").await.unwrap();
+        let c = r
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (c.reason == "ClerkUnauthorized").then_some(())
+    })
+    .await;
+    // ...but pointing the instance at a Secret with a good key is noticed straight away.
+    env.apply(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "clerk-key-rotated", "namespace": env.ns.name },
+        "stringData": { "secretKey": support::env::KEY }
+    }))
+    .await;
+    env.apply(json!({
+        "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
+        "metadata": { "name": "clerk", "namespace": env.ns.name },
+        "spec": { "apiUrl": env.sim.api_url(), "secretKeyRef": { "name": "clerk-key-rotated", "key": "secretKey" } }
+    }))
+    .await;
+    let started = std::time::Instant::now();
+    env.wait_phase("patient", Phase::Issued).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "woken by the instance change, not by the 5-minute retry"
+    );
+}

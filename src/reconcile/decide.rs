@@ -8,7 +8,10 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::{
-    api::{ActorTokenRequest, ActorTokenRequestSpec, FINALIZER, Phase, duration::humanize},
+    api::{
+        ActorTokenRequest, ActorTokenRequestSpec, FINALIZER, InstanceKind, Phase,
+        duration::humanize,
+    },
     clerk::NewActorToken,
 };
 
@@ -133,6 +136,25 @@ pub fn may_give_up_revoking(
     instance_reachable: bool,
 ) -> bool {
     !instance_reachable || expires_at.is_some_and(|at| now >= at)
+}
+
+/// Does this request wait on the instance `kind`/`namespace`/`name`, so that a change to the
+/// instance should wake it at once instead of at its next retry (which may be minutes away)?
+pub fn waits_on_instance(
+    request: &ActorTokenRequest,
+    kind: InstanceKind,
+    namespace: Option<&str>,
+    name: &str,
+) -> bool {
+    let reference = &request.spec.instance_ref;
+    let same_scope = match kind {
+        InstanceKind::ClusterClerkInstance => true,
+        InstanceKind::ClerkInstance => request.metadata.namespace.as_deref() == namespace,
+    };
+    reference.kind == kind
+        && reference.name == name
+        && same_scope
+        && request.phase().unwrap_or(Phase::Pending) == Phase::Pending
 }
 
 /// What a request may ask of its instance.
@@ -447,6 +469,52 @@ mod tests {
                 .unwrap_err()
                 .contains("sessionMaxDuration")
         );
+    }
+
+    #[test]
+    fn only_pending_requests_of_that_very_instance_wait_on_it() {
+        let mut r = request();
+        r.spec.instance_ref = crate::api::InstanceRef {
+            kind: InstanceKind::ClerkInstance,
+            name: "clerk".into(),
+        };
+        assert!(waits_on_instance(
+            &r,
+            InstanceKind::ClerkInstance,
+            Some("team"),
+            "clerk"
+        ));
+        assert!(!waits_on_instance(
+            &r,
+            InstanceKind::ClerkInstance,
+            Some("other"),
+            "clerk"
+        ));
+        assert!(!waits_on_instance(
+            &r,
+            InstanceKind::ClerkInstance,
+            Some("team"),
+            "other"
+        ));
+        assert!(!waits_on_instance(
+            &r,
+            InstanceKind::ClusterClerkInstance,
+            None,
+            "clerk"
+        ));
+        let issued = with(Phase::Issued, Some("act_1"), Some(600));
+        assert!(!waits_on_instance(
+            &issued,
+            InstanceKind::ClusterClerkInstance,
+            None,
+            "default"
+        ));
+        assert!(waits_on_instance(
+            &request(),
+            InstanceKind::ClusterClerkInstance,
+            None,
+            "default"
+        ));
     }
 
     #[test]

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     runtime::{
         Controller,
         controller::Config,
         events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -17,13 +18,14 @@ use kube::{
 use super::{Settings, server::Health};
 use crate::{
     api::{
-        ActorTokenRequest, ClerkInstance, ClusterClerkInstance, MANAGED_BY, MANAGED_BY_LABEL,
-        MANAGER,
+        ActorTokenRequest, ClerkInstance, ClusterClerkInstance, InstanceKind, MANAGED_BY,
+        MANAGED_BY_LABEL, MANAGER,
     },
     clerk::{ClientOptions, ClientPool},
     metrics::Metrics,
     reconcile::{
         self, Context,
+        decide::waits_on_instance,
         instance::Instances,
         instance_status::{self, InstanceContext},
     },
@@ -82,9 +84,37 @@ pub async fn run(
             ),
         };
         let ctx = ctx.clone();
+        let controller = Controller::new(requests, watcher::Config::default());
+        // A request waiting for its instance (missing, not ready, key refused) is retried
+        // with backoff; a change to the instance wakes it at once instead.
+        let (waiting_on_namespaced, waiting_on_cluster) = (controller.store(), controller.store());
         controllers.push(
-            Controller::new(requests, watcher::Config::default())
+            controller
                 .owns(secrets, secrets_watch.clone())
+                .watches(
+                    instances.clone(),
+                    watcher::Config::default(),
+                    move |instance: ClerkInstance| {
+                        waiting(
+                            &waiting_on_namespaced,
+                            InstanceKind::ClerkInstance,
+                            instance.namespace(),
+                            &instance.name_any(),
+                        )
+                    },
+                )
+                .watches(
+                    Api::<ClusterClerkInstance>::all(client.clone()),
+                    watcher::Config::default(),
+                    move |instance: ClusterClerkInstance| {
+                        waiting(
+                            &waiting_on_cluster,
+                            InstanceKind::ClusterClerkInstance,
+                            None,
+                            &instance.name_any(),
+                        )
+                    },
+                )
                 .with_config(Config::default().concurrency(settings.concurrency))
                 .graceful_shutdown_on(shutdown_signal())
                 .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -120,6 +150,21 @@ pub async fn run(
     health.set_ready();
     join_all(controllers).await;
     Ok(())
+}
+
+/// The requests in `store` that wait on this instance.
+fn waiting(
+    store: &Store<ActorTokenRequest>,
+    kind: InstanceKind,
+    namespace: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<ActorTokenRequest>> {
+    store
+        .state()
+        .iter()
+        .filter(|request| waits_on_instance(request, kind, namespace.as_deref(), name))
+        .map(|request| ObjectRef::from_obj(&**request))
+        .collect()
 }
 
 async fn shutdown_signal() {
