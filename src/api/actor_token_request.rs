@@ -196,11 +196,25 @@ pub struct ActorTokenRequestStatus {
     /// usable by whoever holds its link (no one does) until it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_tokens: Option<u32>,
+    /// Tokens made for this request that are not (or no longer) its recorded token and still
+    /// have to be revoked: the loser of a race between two operators, or a token whose link
+    /// never reached its Secret. Kept here so that no restart or failed call forgets them;
+    /// each goes once Clerk confirms it is revoked, or once it has expired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_revokes: Vec<PendingRevoke>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::conditions::conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// A token to revoke, and when it dies anyway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRevoke {
+    pub token_id: String,
+    pub expires_at: Time,
 }
 
 impl ActorTokenRequest {

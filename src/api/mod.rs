@@ -8,7 +8,7 @@ pub mod duration;
 
 pub use actor_token_request::{
     Actor, ActorTokenRequest, ActorTokenRequestSpec, ActorTokenRequestStatus, InstanceKind,
-    InstanceRef, Phase,
+    InstanceRef, PendingRevoke, Phase,
 };
 pub use clerk_instance::{
     ClerkInstance, ClerkInstanceSpec, ClerkInstanceStatus, ClusterClerkInstance, RateLimitSpec,

@@ -30,7 +30,10 @@ use super::{
     secret::{Delivery, secret_for},
 };
 use crate::{
-    api::{ActorTokenRequest, ActorTokenRequestStatus, FINALIZER, MANAGER, Phase, conditions},
+    api::{
+        ActorTokenRequest, ActorTokenRequestStatus, FINALIZER, MANAGER, PendingRevoke, Phase,
+        conditions,
+    },
     clerk::{ClerkClient, ClerkError, RevokeOutcome},
 };
 
@@ -58,7 +61,8 @@ pub async fn apply(
             Ok(Next::Done(Requeue::await_change()))
         }
         Action::MarkIssued => mark_issued(request, ctx).await,
-        Action::RevokeUndelivered { token_id } => revoke_undelivered(request, &token_id, ctx).await,
+        Action::RevokeUndelivered { token_id } => set_aside(request, &token_id, ctx).await,
+        Action::RevokePending => revoke_pending(request, ctx).await,
         Action::Expire {
             token_id,
             delete_secret,
@@ -108,6 +112,12 @@ async fn add_finalizer(request: &ActorTokenRequest, ctx: &Context) -> Result<Nex
 }
 
 async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+    // The controller's cache can lag behind our own last write. A token minted on a stale view
+    // loses its race and must be revoked again; one read first is cheaper.
+    let fresh = api(request, ctx).get(&request.name_any()).await?;
+    if fresh.resource_version() != request.resource_version() {
+        return Ok(Next::Again(fresh));
+    }
     let resolved = match ctx.instances.resolve(request).await {
         Ok(resolved) => resolved,
         Err(error) => {
@@ -135,7 +145,10 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
 
     let token = match resolved.client.create_actor_token(&new_token).await {
         Ok(token) => token,
-        Err(error) => return create_failed(request, error, &resolved.client, ctx).await,
+        Err(error) => {
+            let expires_in = new_token.expires_in_seconds;
+            return create_failed(request, error, &resolved.client, expires_in, ctx).await;
+        }
     };
     // Whole seconds, as the status stores them, so the Secret and the status agree.
     let issued_at =
@@ -161,7 +174,7 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
                 "record-failed"
             };
             warn!(token_id = %token.id, cause, "token could not be recorded; revoking it");
-            revoke(&resolved.client, &token.id, cause, ctx).await.ok();
+            revoke_unrecorded(request, &resolved.client, &token.id, expires_at, cause, ctx).await;
             return if is_conflict(&error) {
                 refetch(request, ctx).await
             } else {
@@ -180,10 +193,12 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
     match deliver(&recorded, &delivery, ctx).await {
         Ok(()) => {}
         Err(Delivered::Conflict) => {
-            revoke(&resolved.client, &token.id, "secret-conflict", ctx)
-                .await
-                .ok();
-            fail_secret_conflict(&recorded, Some(Timestamp::now()), ctx).await?;
+            let revoked = revoke(&resolved.client, &token.id, "secret-conflict", ctx).await;
+            let minted = revoked.map_err(|_| PendingRevoke {
+                token_id: token.id.clone(),
+                expires_at: Time(expires_at),
+            });
+            fail_secret_conflict(&recorded, Some(minted), ctx).await?;
             return Ok(Next::Done(Requeue::await_change()));
         }
         // The token stays recorded: the next reconcile revokes it and issues anew.
@@ -197,6 +212,7 @@ async fn create_failed(
     request: &ActorTokenRequest,
     error: ClerkError,
     client: &ClerkClient,
+    expires_in_seconds: u64,
     ctx: &Context,
 ) -> Result<Next, Error> {
     if error.is_final() {
@@ -216,13 +232,20 @@ async fn create_failed(
     if error.outcome_unknown() {
         if let Some(token_id) = error.token_id() {
             // Clerk made a token but its answer was unusable: we know its ID, so revoke it.
-            revoke(client, token_id, "unusable-answer", ctx).await.ok();
+            let dies = Timestamp::now() + SignedDuration::from_secs(expires_in_seconds as i64);
+            revoke_unrecorded(request, client, token_id, dies, "unusable-answer", ctx).await;
         } else {
             // A token may exist that no one can name, so no one can revoke: count it.
             ctx.metrics.tokens_lost.inc();
-            let mut status = waiting_status(request, &Error::Clerk(error.clone()));
-            status.lost_tokens = Some(status.lost_tokens.unwrap_or(0) + 1);
-            write_status(request, status, ctx).await.ok();
+            let waiting = Error::Clerk(error.clone());
+            let counted = update_durably(request, ctx, |status| {
+                *status = waiting_status_of(status.clone(), request, &waiting);
+                status.lost_tokens = Some(status.lost_tokens.unwrap_or(0) + 1);
+            })
+            .await;
+            if let Err(e) = counted {
+                warn!(error = %e, "could not count a lost token in the status");
+            }
             publish(
                 ctx,
                 request,
@@ -318,20 +341,99 @@ async fn mark_issued(request: &ActorTokenRequest, ctx: &Context) -> Result<Next,
     }))
 }
 
-async fn revoke_undelivered(
+/// Moves a recorded token whose link never reached a Secret to `pendingRevokes`, so that a
+/// new one can be issued. Conditional: if another operator is delivering it right now, its
+/// write wins and this step is decided again.
+async fn set_aside(
     request: &ActorTokenRequest,
     token_id: &str,
     ctx: &Context,
 ) -> Result<Next, Error> {
-    revoke_or_give_up(request, token_id, "undelivered", ctx).await?;
     let mut status = request.status.clone().unwrap_or_default();
+    let expires_at = status
+        .expires_at
+        .take()
+        .unwrap_or_else(|| Time(latest_expiry()));
+    status.pending_revokes.push(PendingRevoke {
+        token_id: token_id.to_owned(),
+        expires_at,
+    });
     status.token_id = None;
     status.issued_at = None;
-    status.expires_at = None;
     Ok(match write_or_refetch(request, status, ctx).await? {
         Ok(updated) => Next::Again(updated),
         Err(next) => next,
     })
+}
+
+/// Revokes every token set aside; those Clerk can't be asked about now stay for the retry.
+async fn revoke_pending(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+    let mut status = request.status.clone().unwrap_or_default();
+    let mut failure = None;
+    for pending in std::mem::take(&mut status.pending_revokes) {
+        let dies = Some(pending.expires_at.0);
+        if let Err(error) =
+            revoke_or_give_up(request, &pending.token_id, dies, "set-aside", ctx).await
+        {
+            status.pending_revokes.push(pending);
+            failure = Some(error);
+        }
+    }
+    if let Some(error) = failure {
+        let status = waiting_status_of(status, request, &error);
+        if let Err(e) = write_status(request, status, ctx).await {
+            warn!(error = %e, "could not write the status");
+        }
+        return Err(error);
+    }
+    Ok(match write_or_refetch(request, status, ctx).await? {
+        Ok(updated) => Next::Again(updated),
+        Err(next) => next,
+    })
+}
+
+/// A token that can't be this request's recorded one (a race lost, an unusable answer):
+/// revoke it now, or if Clerk can't be asked now, set it aside in `pendingRevokes` (on the
+/// freshest status, whoever else wrote it) so it is revoked later, not forgotten.
+async fn revoke_unrecorded(
+    request: &ActorTokenRequest,
+    client: &ClerkClient,
+    token_id: &str,
+    expires_at: Timestamp,
+    cause: &'static str,
+    ctx: &Context,
+) {
+    let Err(error) = revoke(client, token_id, cause, ctx).await else {
+        return;
+    };
+    let pending = PendingRevoke {
+        token_id: token_id.to_owned(),
+        expires_at: Time(expires_at),
+    };
+    let set_aside = update_durably(request, ctx, |status| {
+        status.pending_revokes.push(pending.clone())
+    })
+    .await;
+    match set_aside {
+        Ok(_) => warn!(token_id, %error, "revoke failed; token set aside to revoke later"),
+        Err(e) => {
+            // Nowhere to keep it: count it with the lost tokens.
+            ctx.metrics.tokens_lost.inc();
+            warn!(token_id, %error, record_error = %e, "revoke failed and could not be recorded; token lost");
+            let note = format!(
+                "Token {token_id} could not be revoked ({error}) nor recorded; it stays valid until {expires_at}."
+            );
+            publish(
+                ctx,
+                request,
+                EventType::Warning,
+                "TokenLost",
+                "Revoke",
+                note,
+            )
+            .await;
+        }
+    }
 }
 
 async fn expire(
@@ -374,7 +476,13 @@ async fn revoke_for_deleted_secret(
     ctx: &Context,
 ) -> Result<Next, Error> {
     if let Some(token_id) = &token_id {
-        revoke_or_give_up(request, token_id, "secret-deleted", ctx).await?;
+        let expires_at = recorded_expiry(request);
+        if let Err(error) =
+            revoke_or_give_up(request, token_id, expires_at, "secret-deleted", ctx).await
+        {
+            set_waiting(request, &error, ctx).await;
+            return Err(error);
+        }
     }
     let mut status = request.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Revoked);
@@ -406,7 +514,11 @@ async fn finalize(
     ctx: &Context,
 ) -> Result<Next, Error> {
     if let Some(token_id) = &revoke {
-        revoke_or_give_up(request, token_id, "deleted", ctx).await?;
+        let expires_at = recorded_expiry(request);
+        if let Err(error) = revoke_or_give_up(request, token_id, expires_at, "deleted", ctx).await {
+            set_waiting(request, &error, ctx).await;
+            return Err(error);
+        }
     }
     delete_secret(request, secret, ctx).await?;
     let finalizers: Vec<String> = request
@@ -436,14 +548,10 @@ async fn finalize(
 async fn revoke_or_give_up(
     request: &ActorTokenRequest,
     token_id: &str,
+    expires_at: Option<Timestamp>,
     cause: &'static str,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let expires_at = request
-        .status
-        .as_ref()
-        .and_then(|s| s.expires_at.as_ref())
-        .map(|t| t.0);
     let client = ctx.instances.for_revoke(request).await;
     let error = match &client {
         Some(client) => match revoke(client, token_id, cause, ctx).await {
@@ -453,7 +561,6 @@ async fn revoke_or_give_up(
         None => Error::InstanceNotReady("no Clerk instance to revoke the token with".into()),
     };
     if !may_give_up_revoking(expires_at, Timestamp::now(), client.is_some()) {
-        set_waiting(request, &error, ctx).await;
         return Err(error);
     }
     ctx.metrics.revokes_abandoned.inc();
@@ -516,9 +623,11 @@ async fn delete_secret(
     }
 }
 
+/// Fails a request whose Secret name is taken. `minted`: the token made before the conflict
+/// showed, revoked (`Ok`) or still to revoke (`Err`); `None` when none was made.
 async fn fail_secret_conflict(
     request: &ActorTokenRequest,
-    revoked_at: Option<Timestamp>,
+    minted: Option<Result<(), PendingRevoke>>,
     ctx: &Context,
 ) -> Result<(), Error> {
     let message = format!(
@@ -527,7 +636,11 @@ async fn fail_secret_conflict(
         request.secret_name()
     );
     let mut status = failed(request, "SecretConflict", &message);
-    status.revoked_at = revoked_at.map(Time);
+    match minted {
+        Some(Ok(())) => status.revoked_at = Some(Time(Timestamp::now())),
+        Some(Err(unrevoked)) => status.pending_revokes.push(unrevoked),
+        None => {}
+    }
     write_status(request, status, ctx).await?;
     publish(
         ctx,
@@ -549,7 +662,14 @@ fn failed(request: &ActorTokenRequest, reason: &str, message: &str) -> ActorToke
 }
 
 fn waiting_status(request: &ActorTokenRequest, error: &Error) -> ActorTokenRequestStatus {
-    let mut status = request.status.clone().unwrap_or_default();
+    waiting_status_of(request.status.clone().unwrap_or_default(), request, error)
+}
+
+fn waiting_status_of(
+    mut status: ActorTokenRequestStatus,
+    request: &ActorTokenRequest,
+    error: &Error,
+) -> ActorTokenRequestStatus {
     status.phase.get_or_insert(Phase::Pending);
     set_ready(
         &mut status,
@@ -608,6 +728,40 @@ async fn write_status(
     api(request, ctx)
         .replace_status(&request.name_any(), &pp, &updated)
         .await
+}
+
+/// Applies `change` to the freshest status and writes it, retrying on conflicts: for facts
+/// that must not be lost to a race (a token to revoke, a lost token counted).
+async fn update_durably(
+    request: &ActorTokenRequest,
+    ctx: &Context,
+    change: impl Fn(&mut ActorTokenRequestStatus),
+) -> Result<ActorTokenRequest, Error> {
+    let mut current = request.clone();
+    let mut attempts = 0;
+    loop {
+        let mut status = current.status.clone().unwrap_or_default();
+        change(&mut status);
+        match write_status(&current, status, ctx).await {
+            Ok(updated) => return Ok(updated),
+            Err(e) if is_conflict(&e) && attempts < 5 => {
+                attempts += 1;
+                current = api(request, ctx).get(&request.name_any()).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The recorded token's expiry.
+fn recorded_expiry(request: &ActorTokenRequest) -> Option<Timestamp> {
+    request.status.as_ref()?.expires_at.as_ref().map(|t| t.0)
+}
+
+/// The latest any token of ours can expire: when a token's own expiry is unknown.
+fn latest_expiry() -> Timestamp {
+    Timestamp::now()
+        + SignedDuration::try_from(crate::api::duration::MAX_DURATION).unwrap_or_default()
 }
 
 /// Writes the status; when someone changed the request first, gives back the step to take

@@ -45,8 +45,12 @@ pub enum Action {
     /// stopped in between): finish the job, the link is in the Secret.
     MarkIssued,
     /// A recorded token whose link never reached a Secret (the process stopped between the
-    /// record and the Secret write): nobody can use it, so revoke it and issue a new one.
+    /// record and the Secret write): set it aside for revoking (`status.pendingRevokes`), then
+    /// issue a new one. Set aside with a conditional write, not revoked outright: another
+    /// operator may be delivering it this very moment, and then its write wins, not ours.
     RevokeUndelivered { token_id: String },
+    /// Tokens set aside for revoking go first, whatever the phase.
+    RevokePending,
     /// The link's time is up: revoke the token if still unused, delete the Secret.
     Expire {
         token_id: Option<String>,
@@ -70,9 +74,14 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
     let expired = expires_at.is_some_and(|at| now >= at);
     let ours = matches!(secret, SecretState::Ours { .. });
 
+    let revokes_pending = !status.pending_revokes.is_empty();
+
     if request.metadata.deletion_timestamp.is_some() {
         if !has_finalizer(request) {
             return Action::Wait { until: None };
+        }
+        if revokes_pending {
+            return Action::RevokePending;
         }
         // Revoked, expired or failed requests have no live token. A pending or issued one
         // may, even past its expiry by our clock: revoking answers for sure, and if Clerk
@@ -85,6 +94,9 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
     }
     if !has_finalizer(request) {
         return Action::AddFinalizer;
+    }
+    if revokes_pending {
+        return Action::RevokePending;
     }
     match phase {
         Phase::Expired | Phase::Revoked | Phase::Failed => Action::Wait { until: None },
@@ -469,6 +481,28 @@ mod tests {
                 .unwrap_err()
                 .contains("sessionMaxDuration")
         );
+    }
+
+    #[test]
+    fn tokens_set_aside_for_revoking_go_first_whatever_the_phase() {
+        for phase in [Phase::Pending, Phase::Issued, Phase::Failed, Phase::Expired] {
+            let mut r = with(phase, Some("act_1"), Some(600));
+            r.status.as_mut().unwrap().pending_revokes = vec![crate::api::PendingRevoke {
+                token_id: "act_0".into(),
+                expires_at: Time(at(600)),
+            }];
+            assert_eq!(
+                decide(&r, &ours("act_1"), at(0)),
+                Action::RevokePending,
+                "{phase:?}"
+            );
+            // Also before a deleted request is let go.
+            assert_eq!(
+                decide(&deleting(r), &ours("act_1"), at(0)),
+                Action::RevokePending,
+                "{phase:?}"
+            );
+        }
     }
 
     #[test]
