@@ -20,7 +20,7 @@ use kube::{
     Api, Client, ResourceExt,
     runtime::{controller::Action as Requeue, events::Recorder},
 };
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use self::{
     apply::Next,
@@ -82,6 +82,10 @@ pub async fn reconcile(
         warn!("request kept changing under the operator; backing off");
         Ok(Requeue::requeue(Duration::from_secs(5)))
     }
+    .instrument(tracing::info_span!(
+        "reconcile",
+        request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any())
+    ))
     .await;
     ctx.metrics.observe_reconcile(started.elapsed());
     if result.is_ok() {
@@ -142,7 +146,10 @@ pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Con
             delay = delay.min(left.max(Duration::from_secs(1)));
         }
     }
-    warn!(error = %error, reason = error.reason(), attempt, retry_in = ?delay, "reconcile failed");
+    warn!(
+        request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any()),
+        error = %error, reason = error.reason(), attempt, retry_in = ?delay, "reconcile failed"
+    );
     Requeue::requeue(delay)
 }
 
