@@ -520,12 +520,11 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         .await
         .unwrap();
 
+    // Even with cluster-wide RBAC, serve only this test's namespace: the control plane is
+    // shared, and an operator serving every namespace would act on other tests' requests.
     let watched = [request_ns.name.as_str()];
     let operator = Operator::start(OperatorOptions {
-        namespaces: match scope {
-            Scope::Namespaced => &watched,
-            Scope::ClusterWide => &[],
-        },
+        namespaces: &watched,
         cluster_instance_namespace: &release.namespace,
         kubeconfig: Some(&kubeconfig),
         extra_args: &extra_args,
