@@ -9,7 +9,7 @@ use actor_token_operator::api::{FINALIZER, Phase, SECRET_TYPE};
 use clerk_sim::TokenStatus;
 use kube::api::DeleteParams;
 use serde_json::json;
-use support::env::{Env, secret_text};
+use support::env::{Env, ready_condition, secret_text};
 
 #[tokio::test]
 async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
@@ -25,11 +25,7 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
     let token_id = status.token_id.clone().expect("token ID recorded");
     assert_eq!(status.secret_name.as_deref(), Some("support-1"));
     assert!(status.issued_at.is_some() && status.expires_at.is_some());
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&issued).unwrap();
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("True", "Issued")
@@ -126,14 +122,7 @@ async fn an_expired_link_is_revoked_and_its_secret_deleted() {
     assert!(env.secrets.get_opt("short").await.unwrap().is_some());
 
     let expired = env.wait_phase("short", Phase::Expired).await;
-    let ready = expired
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&expired).unwrap();
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "Expired")
@@ -160,7 +149,7 @@ async fn an_expired_link_is_revoked_and_its_secret_deleted() {
 
 #[tokio::test]
 async fn a_foreign_secret_is_never_touched() {
-    let mut env = Env::start("conflict").await;
+    let env = Env::start("conflict").await;
     env.apply(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": { "name": "taken", "namespace": env.ns.name, "labels": { "owner": "someone" } },
@@ -171,14 +160,7 @@ async fn a_foreign_secret_is_never_touched() {
     env.create_request("wants-taken", json!({ "secretName": "taken" }))
         .await;
     let failed = env.wait_phase("wants-taken", Phase::Failed).await;
-    let ready = failed
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&failed).unwrap();
     assert_eq!(ready.reason, "SecretConflict");
     assert!(ready.message.contains("taken"), "{}", ready.message);
     let after = env.secrets.get("taken").await.unwrap();
@@ -230,11 +212,7 @@ async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
 
     let revoked = env.wait_phase("support-2", Phase::Revoked).await;
     let status = revoked.status.as_ref().unwrap();
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&revoked).unwrap();
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "SecretDeleted")
@@ -330,18 +308,7 @@ async fn a_clerk_instance_only_reads_its_own_namespace() {
         json!({ "instanceRef": { "kind": "ClerkInstance", "name": "borrower" } }),
     )
     .await;
-    let waiting = support::eventually(support::env::WAIT, "InstanceNotReady", || async {
-        let r = env.requests.get("borrowing").await.unwrap();
-        let c = r
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")?
-            .clone();
-        (c.reason == "InstanceNotReady").then_some(c)
-    })
-    .await;
+    let waiting = env.wait_reason("borrowing", "InstanceNotReady").await;
     assert!(
         waiting
             .message
@@ -378,18 +345,7 @@ async fn a_refused_key_is_reported_and_retried_once_fixed() {
     }))
     .await;
     env.create_request("locked-out", json!({})).await;
-    let condition = support::eventually(support::env::WAIT, "ClerkUnauthorized", || async {
-        let r = env.requests.get("locked-out").await.unwrap();
-        let c = r
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")?
-            .clone();
-        (c.reason == "ClerkUnauthorized").then_some(c)
-    })
-    .await;
+    let condition = env.wait_reason("locked-out", "ClerkUnauthorized").await;
     assert_eq!(condition.status, "False");
     assert!(
         !condition.message.contains("sk_test_"),
@@ -455,14 +411,7 @@ async fn clerk_refusing_a_request_fails_it_once_with_clerks_message() {
     env.create_request("for-nobody", json!({ "userId": "user_2gone" }))
         .await;
     let failed = env.wait_phase("for-nobody", Phase::Failed).await;
-    let ready = failed
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let ready = ready_condition(&failed).unwrap();
     assert_eq!(ready.reason, "ClerkRejected");
     assert!(
         ready.message.contains("form_param_value_invalid"),
@@ -511,16 +460,7 @@ async fn fixing_the_instance_wakes_a_waiting_request_at_once() {
     }))
     .await;
     env.create_request("patient", json!({})).await;
-    support::eventually(support::env::WAIT, "ClerkUnauthorized", || async {
-        let r = env.requests.get("patient").await.unwrap();
-        let c = r
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        (c.reason == "ClerkUnauthorized").then_some(())
-    })
-    .await;
+    env.wait_reason("patient", "ClerkUnauthorized").await;
     // ...but pointing the instance at a Secret with a good key is noticed straight away.
     env.apply(json!({
         "apiVersion": "v1", "kind": "Secret",

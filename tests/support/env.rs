@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use actor_token_operator::api::{ActorTokenRequest, Phase};
 use clerk_sim::{Faults, SimConfig, Simulator};
-use k8s_openapi::api::{core::v1::Secret, events::v1::Event};
+use k8s_openapi::{
+    api::{core::v1::Secret, events::v1::Event},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
 use kube::{
     Api, Client,
     api::{ListParams, PostParams},
@@ -34,28 +37,14 @@ impl Env {
     /// A namespace with a ClerkInstance named `clerk` pointing at a fresh simulator, and an
     /// operator serving that namespace.
     pub async fn start_with(prefix: &str, faults: Faults) -> Env {
-        install_crds();
-        let client = control_plane().client().await;
-        let ns = TestNamespace::create(&client, prefix).await;
-        let sim = clerk_sim::start(SimConfig {
-            secret_keys: vec![KEY.into()],
-            faults,
-            ..Default::default()
-        })
+        Self::start_with_sim(
+            prefix,
+            SimConfig {
+                faults,
+                ..Default::default()
+            },
+        )
         .await
-        .expect("start the Clerk simulator");
-        let env = Env {
-            requests: Api::namespaced(client.clone(), &ns.name),
-            secrets: Api::namespaced(client.clone(), &ns.name),
-            client,
-            ns,
-            sim,
-            operator: None,
-        };
-        env.create_instance("clerk", "clerk-key").await;
-        let mut env = env;
-        env.start_operator();
-        env
     }
 
     pub async fn create_instance(&self, name: &str, key_secret: &str) {
@@ -73,13 +62,9 @@ impl Env {
         .await;
     }
 
+    /// (Re)starts the test's own operator process.
     pub fn start_operator(&mut self) {
-        self.operator = Some(Operator::start(OperatorOptions {
-            namespaces: &[&self.ns.name],
-            cluster_instance_namespace: &self.ns.name,
-            kubeconfig: None,
-            extra_args: &["--clerk-timeout-seconds", "2"],
-        }));
+        self.operator = Some(self.spawn_operator(&[]));
     }
 
     pub fn operator(&mut self) -> &mut Operator {
@@ -132,6 +117,15 @@ impl Env {
                 .await
                 .unwrap()
                 .filter(|r| r.phase() == Some(phase))
+        })
+        .await
+    }
+
+    /// Waits until the request's Ready condition has `reason`, and returns the condition.
+    pub async fn wait_reason(&self, name: &str, reason: &str) -> Condition {
+        eventually(WAIT, &format!("{name} to be {reason}"), || async {
+            let request = self.requests.get(name).await.unwrap();
+            ready_condition(&request).filter(|c| c.reason == reason)
         })
         .await
     }
@@ -200,6 +194,12 @@ impl Env {
             "the secret key leaked"
         );
     }
+}
+
+/// A request's Ready condition.
+pub fn ready_condition(request: &ActorTokenRequest) -> Option<Condition> {
+    let conditions = &request.status.as_ref()?.conditions;
+    conditions.iter().find(|c| c.type_ == "Ready").cloned()
 }
 
 pub fn merge(base: &mut Value, patch: Value) {
