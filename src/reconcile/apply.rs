@@ -41,7 +41,7 @@ use crate::{
 /// it now is.
 pub enum Next {
     Done(Requeue),
-    Again(ActorTokenRequest),
+    Again(Box<ActorTokenRequest>),
 }
 
 pub async fn apply(
@@ -105,7 +105,7 @@ async fn add_finalizer(request: &ActorTokenRequest, ctx: &Context) -> Result<Nex
         )
         .await
     {
-        Ok(updated) => Ok(Next::Again(updated)),
+        Ok(updated) => Ok(Next::Again(Box::new(updated))),
         Err(e) if is_conflict(&e) => refetch(request, ctx).await,
         Err(e) => Err(e.into()),
     }
@@ -116,7 +116,7 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
     // loses its race and must be revoked again; one read first is cheaper.
     let fresh = api(request, ctx).get(&request.name_any()).await?;
     if fresh.resource_version() != request.resource_version() {
-        return Ok(Next::Again(fresh));
+        return Ok(Next::Again(Box::new(fresh)));
     }
     let resolved = match ctx.instances.resolve(request).await {
         Ok(resolved) => resolved,
@@ -361,7 +361,7 @@ async fn set_aside(
     status.token_id = None;
     status.issued_at = None;
     Ok(match write_or_refetch(request, status, ctx).await? {
-        Ok(updated) => Next::Again(updated),
+        Ok(updated) => Next::Again(Box::new(updated)),
         Err(next) => next,
     })
 }
@@ -387,7 +387,7 @@ async fn revoke_pending(request: &ActorTokenRequest, ctx: &Context) -> Result<Ne
         return Err(error);
     }
     Ok(match write_or_refetch(request, status, ctx).await? {
-        Ok(updated) => Next::Again(updated),
+        Ok(updated) => Next::Again(Box::new(updated)),
         Err(next) => next,
     })
 }
@@ -683,10 +683,10 @@ fn waiting_status_of(
 
 /// Shows why the request is waiting. Best effort: the error itself is what gets retried.
 async fn set_waiting(request: &ActorTokenRequest, error: &Error, ctx: &Context) {
-    if let Err(e) = write_status(request, waiting_status(request, error), ctx).await {
-        if !is_conflict(&e) {
-            warn!(error = %e, "could not write the status");
-        }
+    if let Err(e) = write_status(request, waiting_status(request, error), ctx).await
+        && !is_conflict(&e)
+    {
+        warn!(error = %e, "could not write the status");
     }
 }
 
@@ -780,7 +780,7 @@ async fn write_or_refetch(
 
 async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
     match api(request, ctx).get_opt(&request.name_any()).await? {
-        Some(fresh) => Ok(Next::Again(fresh)),
+        Some(fresh) => Ok(Next::Again(Box::new(fresh))),
         None => Ok(Next::Done(Requeue::await_change())),
     }
 }

@@ -76,7 +76,7 @@ pub async fn reconcile(
             }
             match apply::apply(action, &current, secret.as_ref(), &ctx).await? {
                 Next::Done(requeue) => return Ok(requeue),
-                Next::Again(updated) => current = updated,
+                Next::Again(updated) => current = *updated,
             }
         }
         warn!("request kept changing under the operator; backing off");
@@ -139,12 +139,12 @@ pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Con
         Error::Clerk(crate::clerk::ClerkError::Unauthorized { .. }) => Duration::from_secs(300),
         _ => backoff(attempt, rand::random::<f64>()),
     };
-    if request.metadata.deletion_timestamp.is_some() {
-        if let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref()) {
-            let left = Duration::try_from(expires_at.0.duration_since(Timestamp::now()))
-                .unwrap_or_default();
-            delay = delay.min(left.max(Duration::from_secs(1)));
-        }
+    if request.metadata.deletion_timestamp.is_some()
+        && let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref())
+    {
+        let left =
+            Duration::try_from(expires_at.0.duration_since(Timestamp::now())).unwrap_or_default();
+        delay = delay.min(left.max(Duration::from_secs(1)));
     }
     warn!(
         request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any()),
