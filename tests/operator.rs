@@ -66,20 +66,23 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
             Some(true)
         )
     );
-    let issued_events = env
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Issued"))
-        .count();
-    assert_eq!(issued_events, 1);
+    env.assert_events("Issued", 1).await;
 
     // A settled request costs nothing when reconciled again.
     let calls_before = env.sim.stats();
     let rv = issued.metadata.resource_version.clone();
     env.operator().kill();
     env.start_operator();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The new process reconciles every request it finds at start.
+    support::eventually(
+        support::env::WAIT,
+        "a reconcile by the new operator",
+        || async {
+            let reconciles = env.metric("actor_token_operator_reconciles_total").await?;
+            (reconciles >= 1.0).then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         env.requests
             .get("support-1")
@@ -174,13 +177,7 @@ async fn a_foreign_secret_is_never_touched() {
         0,
         "no token is minted for a request that can't deliver it"
     );
-    let warnings = env
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("SecretConflict"))
-        .count();
-    assert_eq!(warnings, 1);
+    env.assert_events("SecretConflict", 1).await;
 
     // Deleting the request leaves the foreign Secret alone too.
     env.requests
@@ -274,13 +271,7 @@ async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
         k8s_openapi::jiff::Timestamp::now() >= expires_at,
         "released only after the token expired"
     );
-    let abandoned = env
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("RevokeAbandoned"))
-        .count();
-    assert_eq!(abandoned, 1);
+    env.assert_events("RevokeAbandoned", 1).await;
     env.assert_no_credential_leaked().await;
 }
 
@@ -431,13 +422,7 @@ async fn clerk_refusing_a_request_fails_it_once_with_clerks_message() {
         1,
         "a refused request is not retried"
     );
-    let warnings = env
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("ClerkRejected"))
-        .count();
-    assert_eq!(warnings, 1);
+    env.assert_events("ClerkRejected", 1).await;
     assert!(env.sim.tokens().is_empty());
     // A failed request is released without any Clerk call.
     env.requests

@@ -130,6 +130,25 @@ impl Env {
         .await
     }
 
+    /// Checks that exactly `expected` events with `reason` were published in the namespace.
+    /// An event follows the status write it announces, so wait for it, then make sure no
+    /// more come.
+    pub async fn assert_events(&self, reason: &str, expected: usize) {
+        let count = || async {
+            let events = self.events().await;
+            events
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .count()
+        };
+        eventually(WAIT, &format!("{expected} {reason} event(s)"), || async {
+            (count().await >= expected).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(count().await, expected, "{reason} events");
+    }
+
     pub async fn wait_gone(&self, name: &str) {
         eventually(WAIT, &format!("{name} to be deleted"), || async {
             self.requests
@@ -255,8 +274,8 @@ impl Env {
 
     /// A counter or gauge from the current operator's /metrics (the port is read from its
     /// log); `None` until it serves, or if the series is absent.
-    pub async fn metric(&mut self, series: &str) -> Option<f64> {
-        let output = self.operator().output();
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let output = self.operator.as_ref()?.output();
         let line = output.lines().find(|l| l.contains("serving /metrics"))?;
         let at = line.find("127.0.0.1:")?;
         let addr: String = line[at..]
