@@ -96,19 +96,29 @@ pub async fn apply(
 async fn add_finalizer(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
     let mut finalizers = request.finalizers().to_vec();
     finalizers.push(FINALIZER.into());
-    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() } });
-    match api(request, ctx)
+    match set_finalizers(request, finalizers, ctx).await {
+        Ok(updated) => Ok(Next::Again(Box::new(updated))),
+        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets the finalizers, at the resourceVersion `request` was read at.
+async fn set_finalizers(
+    request: &ActorTokenRequest,
+    finalizers: Vec<String>,
+    ctx: &Context,
+) -> Result<ActorTokenRequest, kube::Error> {
+    let patch = json!({
+        "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() }
+    });
+    api(request, ctx)
         .patch(
             &request.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
         .await
-    {
-        Ok(updated) => Ok(Next::Again(Box::new(updated))),
-        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
-        Err(e) => Err(e.into()),
-    }
 }
 
 async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
@@ -476,13 +486,7 @@ async fn revoke_for_deleted_secret(
     ctx: &Context,
 ) -> Result<Next, Error> {
     if let Some(token_id) = &token_id {
-        let expires_at = recorded_expiry(request);
-        if let Err(error) =
-            revoke_or_give_up(request, token_id, expires_at, "secret-deleted", ctx).await
-        {
-            set_waiting(request, &error, ctx).await;
-            return Err(error);
-        }
+        revoke_recorded(request, token_id, "secret-deleted", ctx).await?;
     }
     let mut status = request.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Revoked);
@@ -514,33 +518,37 @@ async fn finalize(
     ctx: &Context,
 ) -> Result<Next, Error> {
     if let Some(token_id) = &revoke {
-        let expires_at = recorded_expiry(request);
-        if let Err(error) = revoke_or_give_up(request, token_id, expires_at, "deleted", ctx).await {
-            set_waiting(request, &error, ctx).await;
-            return Err(error);
-        }
+        revoke_recorded(request, token_id, "deleted", ctx).await?;
     }
     delete_secret(request, secret, ctx).await?;
-    let finalizers: Vec<String> = request
+    let finalizers = request
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": request.resource_version() } });
-    match api(request, ctx)
-        .patch(
-            &request.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
+    match set_finalizers(request, finalizers, ctx).await {
         Ok(_) => Ok(Next::Done(Requeue::await_change())),
         Err(e) if is_not_found(&e) => Ok(Next::Done(Requeue::await_change())),
         Err(e) if is_conflict(&e) => refetch(request, ctx).await,
         Err(e) => Err(e.into()),
     }
+}
+
+/// Revokes the request's recorded token (or gives up on it); while that fails, the request
+/// shows why it waits.
+async fn revoke_recorded(
+    request: &ActorTokenRequest,
+    token_id: &str,
+    cause: &'static str,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let expires_at = recorded_expiry(request);
+    let result = revoke_or_give_up(request, token_id, expires_at, cause, ctx).await;
+    if let Err(error) = &result {
+        set_waiting(request, error, ctx).await;
+    }
+    result
 }
 
 /// Revokes a token that may be live, or, when that fails, decides whether holding on still
