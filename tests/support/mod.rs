@@ -120,16 +120,34 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        let _ = control_plane()
-            .kubectl()
-            .args([
-                "delete",
-                "namespace",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .output();
+        let plane = control_plane();
+        let kubectl = |args: &[&str]| plane.kubectl().args(args).output();
+        // Requests left with the operator's finalizer would hold the namespace in Terminating
+        // for ever once the test's operator is gone, and keep the shared control plane's
+        // namespace controller busy. Mark them deleted (so no operator re-adds a finalizer),
+        // then release them. Fails harmlessly where the CRDs aren't installed.
+        let ns = self.name.as_str();
+        let _ = kubectl(&[
+            "delete",
+            "actortokenrequests",
+            "--all",
+            "-n",
+            ns,
+            "--wait=false",
+        ]);
+        if let Ok(out) = kubectl(&["get", "actortokenrequests", "-n", ns, "-o", "name"]) {
+            for request in String::from_utf8_lossy(&out.stdout).lines() {
+                let release = r#"{"metadata":{"finalizers":null}}"#;
+                let _ = kubectl(&["patch", request, "-n", ns, "--type=merge", "-p", release]);
+            }
+        }
+        let _ = kubectl(&[
+            "delete",
+            "namespace",
+            ns,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
     }
 }
 
