@@ -11,16 +11,28 @@ use serde_json::json;
 
 const SECRET: &str = "sk_test_binary_secret_value";
 
-fn spawn(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clerk-sim"))
-        .args(args)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
+/// The simulator process, killed when dropped, so a failing test leaves none behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> (Running, String) {
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_clerk-sim"))
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts"),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
+    BufReader::new(child.0.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
     let base = line
@@ -31,7 +43,8 @@ fn spawn(args: &[&str]) -> (Child, String) {
     (child, base)
 }
 
-fn terminate(mut child: Child) -> (std::process::ExitStatus, String) {
+fn terminate(mut running: Running) -> (std::process::ExitStatus, String) {
+    let child = &mut running.0;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -179,16 +192,18 @@ fn port_and_env_vars_are_honoured() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clerk-sim"))
-        .env("CLERK_SIM_PORT", port.to_string())
-        .env("CLERK_SIM_SECRET_KEYS", format!("{SECRET},sk_live_two"))
-        .env("CLERK_SIM_RATE_LIMIT", "clerk")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        Command::new(env!("CARGO_BIN_EXE_clerk-sim"))
+            .env("CLERK_SIM_PORT", port.to_string())
+            .env("CLERK_SIM_SECRET_KEYS", format!("{SECRET},sk_live_two"))
+            .env("CLERK_SIM_RATE_LIMIT", "clerk")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
+    BufReader::new(child.0.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert_eq!(
