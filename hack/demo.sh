@@ -21,7 +21,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "Building the operator and the Clerk simulator"
 cargo build --quiet --workspace --bins
 
-step "Starting the local control plane (the first run builds it from source: 20-40 min)"
+step "Starting the local control plane (the first run builds it from source, which takes a while)"
 hack/envtest.sh status || started_plane=1
 kubeconfig=$(hack/envtest.sh start)
 bin=$(sed -n 's/^BIN=//p' "$ENVTEST_DIR/env")
