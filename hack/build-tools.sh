@@ -68,27 +68,28 @@ build_kubernetes() {
   rm -rf "$out.tmp" && mv "$work/bin" "$out.tmp" && rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
-# etcd's server module carries replace directives of its own, so it too needs a wrapper.
-build_etcd() {
-  local out=$cache/etcd-$ETCD_VERSION
-  [[ -x $out/etcd ]] && return
-  local work=$cache/src/etcd-$ETCD_VERSION
+# Builds one binary from a module through a one-line wrapper module (etcd's server module
+# carries replace directives of its own, which only apply in a module that requires it).
+#   build_module NAME VERSION MODULE PACKAGE ESTIMATE [LDFLAGS...]
+build_module() {
+  local name=$1 version=$2 module=$3 package=$4 estimate=$5; shift 5
+  local out=$cache/$name-$version
+  [[ -x $out/$name ]] && return
+  local work=$cache/src/$name-$version
   rm -rf "$work" && mkdir -p "$work/bin"
-  printf 'module actor-token-operator/hack/etcd\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$work/go.mod"
-  (cd "$work" && with_progress "etcd $ETCD_VERSION" "2-4 min" \
-    go build -trimpath -ldflags "-s -w" -o bin/etcd go.etcd.io/etcd/server/v3)
+  printf 'module actor-token-operator/hack/%s\n\ngo 1.26\n\nrequire %s %s\n' "$name" "$module" "$version" >"$work/go.mod"
+  (cd "$work" && with_progress "$name $version" "$estimate" \
+    go build -trimpath -ldflags "-s -w $*" -o "bin/$name" "$package")
   rm -rf "$out" && mv "$work/bin" "$out"
 }
 
+build_etcd() {
+  build_module etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "2-4 min"
+}
+
 build_helm() {
-  local out=$cache/helm-$HELM_VERSION
-  [[ -x $out/helm ]] && return
-  local work=$cache/src/helm-$HELM_VERSION
-  rm -rf "$work" && mkdir -p "$work/bin"
-  printf 'module actor-token-operator/hack/helm\n\ngo 1.26\n\nrequire helm.sh/helm/v4 %s\n' "$HELM_VERSION" >"$work/go.mod"
-  (cd "$work" && with_progress "helm $HELM_VERSION" "3-5 min" \
-    go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" -o bin/helm helm.sh/helm/v4/cmd/helm)
-  rm -rf "$out" && mv "$work/bin" "$out"
+  build_module helm "$HELM_VERSION" helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "3-5 min" \
+    "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 }
 
 # One bin directory of symlinks, so callers need a single PATH entry.

@@ -96,9 +96,3 @@ impl Metrics {
             .inc();
     }
 }
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new(&mut Registry::default())
-    }
-}

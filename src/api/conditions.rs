@@ -41,10 +41,6 @@ pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) {
     }
 }
 
-pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
-}
-
 /// The schema of a conditions list: k8s-openapi's Condition, as a map keyed by `type` so that
 /// server-side apply merges conditions one by one.
 pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {

@@ -83,12 +83,6 @@ impl ClientPool {
         )
     }
 
-    /// Drops the limiter of a key no longer in use. Clients of that key already handed out
-    /// keep theirs; the next [`ClientPool::client`] call starts a fresh one.
-    pub fn forget_key(&self, fingerprint: KeyFingerprint) {
-        self.limiters().remove(&fingerprint);
-    }
-
     /// The fingerprints of the keys the pool holds a limiter for.
     pub fn keys(&self) -> Vec<KeyFingerprint> {
         self.limiters().keys().copied().collect()
