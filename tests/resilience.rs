@@ -573,3 +573,63 @@ async fn the_instance_rate_limit_keeps_the_operator_under_clerks_limit() {
     assert_one_live_token_each(&env, &requests).await;
     env.assert_no_credential_leaked().await;
 }
+
+/// The Secret is the token's record, so a token whose Secret can't be written must not stay
+/// live: here a ResourceQuota (its usage set by the test, as the quota controller would)
+/// refuses every new Secret in the namespace. Each minted token is revoked, the request says
+/// why it waits, and once the quota goes it is issued with one live token.
+#[tokio::test]
+async fn a_token_whose_secret_cannot_be_written_is_revoked() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    use kube::{Api, api::DeleteParams};
+
+    let mut env = Env::start("res-quota").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(env.client.clone(), &env.ns.name);
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": { "name": "no-more-secrets" },
+        "spec": { "hard": { "count/secrets": "1" } }
+    }))
+    .unwrap();
+    let mut quota = quotas.create(&PostParams::default(), &quota).await.unwrap();
+    quota.status = serde_json::from_value(json!({
+        "hard": { "count/secrets": "1" }, "used": { "count/secrets": "1" }
+    }))
+    .unwrap();
+    quotas
+        .replace_status("no-more-secrets", &PostParams::default(), &quota)
+        .await
+        .unwrap();
+
+    let requests = requests("walled", "user_2resWalled", 1);
+    create_all(&env, &requests).await;
+    let user = &requests[0].1;
+    let waiting = env.wait_reason("walled-1", "KubernetesError").await;
+    assert!(
+        waiting.message.contains("exceeded quota"),
+        "the reason says what refused the Secret: {}",
+        waiting.message
+    );
+    // Minted more than once (it retries), and every one of them revoked.
+    support::eventually(WAIT, "two tries, no live token", || async {
+        let mine: Vec<_> = env
+            .sim
+            .tokens()
+            .into_iter()
+            .filter(|t| &t.user_id == user)
+            .collect();
+        let live = mine
+            .iter()
+            .filter(|t| t.status == TokenStatus::Pending)
+            .count();
+        (mine.len() >= 2 && live == 0).then_some(())
+    })
+    .await;
+
+    quotas
+        .delete("no-more-secrets", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_all_issued(&env, &requests).await;
+    assert_one_live_token_each(&env, &requests).await;
+    env.assert_no_credential_leaked().await;
+}

@@ -207,6 +207,7 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
                     } if found.token_id == token.id => {}
                     _ => {
                         unrecorded("delivery-failed").await;
+                        set_waiting(request, &error, ctx).await;
                         return Err(error);
                     }
                 },
