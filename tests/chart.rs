@@ -456,6 +456,17 @@ fn the_chart_lints_and_renders_the_values_given() {
         json!([{ "protocol": "TCP", "port": 443 }])
     );
 
+    // No scrapers named: the policy admits no one.
+    let docs_closed = render(&args(&[
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set-json",
+        r#"networkPolicy.apiServer.cidrs=["10.0.0.1/32"]"#,
+    ]));
+    let closed = &of_kind(&docs_closed, "NetworkPolicy")[0]["spec"];
+    assert_eq!(closed["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(closed["ingress"], json!([]));
+
     let instances = of_kind(&docs, "ClusterClerkInstance");
     assert_eq!(instances.len(), 1);
     assert_eq!(instances[0]["metadata"]["name"], "chart-render");
