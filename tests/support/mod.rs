@@ -305,8 +305,8 @@ impl Operator {
         Some((status, answer.text().await.ok()?))
     }
 
-    /// The value of one series (name and labels exactly as printed) from /metrics; `None`
-    /// until it serves, or if the series is absent.
+    /// The value of one series from /metrics (see [`series_value`]); `None` until it
+    /// serves, or if the series is absent.
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics").await?;
         series_value(&body, series)
@@ -314,14 +314,22 @@ impl Operator {
 }
 
 /// The value of `series` (name and labels exactly as printed) in a Prometheus text body.
+/// A bare name of a family with labels gives the sum over its series, as PromQL's
+/// `sum(name)` would.
 pub fn series_value(body: &str, series: &str) -> Option<f64> {
-    body.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    let value = |rest: &str| rest.strip_prefix(' ')?.trim().parse::<f64>().ok();
+    if let Some(exact) = body.lines().find_map(|l| value(l.strip_prefix(series)?)) {
+        return Some(exact);
+    }
+    if series.contains('{') {
+        return None;
+    }
+    let labelled: Vec<f64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix('{'))
+        .filter_map(|rest| value(&rest[rest.find('}')? + 1..]))
+        .collect();
+    (!labelled.is_empty()).then(|| labelled.iter().sum())
 }
 
 impl Drop for Operator {
