@@ -261,12 +261,23 @@ fn phase_label(phase: Phase) -> &'static str {
     }
 }
 
-/// What the collector reports for these requests at `now`: a count per phase (every phase,
-/// zeros included) and the seconds left of each issued token, by namespace and name.
-pub fn request_gauges(
-    requests: &[Arc<ActorTokenRequest>],
-    now: Timestamp,
-) -> ([(&'static str, i64); 5], Vec<(String, String, f64)>) {
+/// What the collector reports for some requests at one moment.
+#[derive(Debug, PartialEq)]
+pub struct RequestGauges {
+    /// A count per phase, every phase included.
+    pub by_phase: [(&'static str, i64); 5],
+    /// The seconds left of each issued token, sorted by namespace and name.
+    pub expiring: Vec<TokenExpiry>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct TokenExpiry {
+    pub namespace: String,
+    pub name: String,
+    pub seconds_left: f64,
+}
+
+pub fn request_gauges(requests: &[Arc<ActorTokenRequest>], now: Timestamp) -> RequestGauges {
     let mut by_phase = PHASES.map(|p| (phase_label(p), 0));
     let mut expiring = Vec::new();
     for request in requests {
@@ -277,16 +288,15 @@ pub fn request_gauges(
         if phase == Phase::Issued
             && let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref())
         {
-            let left = expires_at.0.duration_since(now).as_secs_f64();
-            expiring.push((
-                request.namespace().unwrap_or_default(),
-                request.name_any(),
-                left,
-            ));
+            expiring.push(TokenExpiry {
+                namespace: request.namespace().unwrap_or_default(),
+                name: request.name_any(),
+                seconds_left: expires_at.0.duration_since(now).as_secs_f64(),
+            });
         }
     }
-    expiring.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    (by_phase, expiring)
+    expiring.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    RequestGauges { by_phase, expiring }
 }
 
 impl RequestsCollector {
@@ -311,7 +321,7 @@ impl Collector for RequestsCollector {
             }
             stores.iter().flat_map(|s| s.state()).collect()
         };
-        let (by_phase, expiring) = request_gauges(&requests, Timestamp::now());
+        let RequestGauges { by_phase, expiring } = request_gauges(&requests, Timestamp::now());
 
         let gauge = ConstGauge::new(0i64);
         let mut family = encoder.encode_descriptor(
@@ -331,9 +341,12 @@ impl Collector for RequestsCollector {
             None,
             gauge.metric_type(),
         )?;
-        for (namespace, name, left) in expiring {
-            ConstGauge::new(left)
-                .encode(family.encode_family(&RequestLabels { namespace, name })?)?;
+        for token in expiring {
+            let labels = RequestLabels {
+                namespace: token.namespace,
+                name: token.name,
+            };
+            ConstGauge::new(token.seconds_left).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -378,7 +391,7 @@ mod tests {
                 serde_json::json!({ "phase": "Expired", "expiresAt": "2025-12-31T23:00:00Z" }),
             ),
         ];
-        let (by_phase, expiring) = request_gauges(&requests, now);
+        let RequestGauges { by_phase, expiring } = request_gauges(&requests, now);
         assert_eq!(
             by_phase,
             [
@@ -392,8 +405,16 @@ mod tests {
         assert_eq!(
             expiring,
             vec![
-                ("a".into(), "late".into(), -60.0),
-                ("b".into(), "issued".into(), 600.0)
+                TokenExpiry {
+                    namespace: "a".into(),
+                    name: "late".into(),
+                    seconds_left: -60.0
+                },
+                TokenExpiry {
+                    namespace: "b".into(),
+                    name: "issued".into(),
+                    seconds_left: 600.0
+                },
             ]
         );
     }
