@@ -266,3 +266,44 @@ async fn a_leader_told_to_stop_releases_the_lease_at_once() {
         Some(1.0)
     );
 }
+
+/// A leader that finds its lease taken (here: rewritten to another holder, as a replica that
+/// saw it run out would) stops at once and exits non-zero, to come back as a fresh standby.
+#[tokio::test]
+async fn a_leader_whose_lease_is_taken_stops_at_once() {
+    let (env, lease, mut replicas) = two_replicas("leader-lost", SimConfig::default(), &[]).await;
+    let first = leader_of(&env, &lease, &replicas).await;
+    // Only the leader's reaction is watched: the standby would take the lease back later.
+    replicas[1 - first].kill();
+    assert_eq!(
+        replicas[first].metric("actor_token_operator_leader").await,
+        Some(1.0)
+    );
+
+    let mut taken = leases(&env).get(&lease).await.unwrap();
+    let spec = taken.spec.as_mut().unwrap();
+    spec.holder_identity = Some("another-replica".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    leases(&env)
+        .replace(&lease, &Default::default(), &taken)
+        .await
+        .unwrap();
+    let taken_at = Instant::now();
+    let status = replicas[first]
+        .wait_exit(Duration::from_secs(3 * LEASE_SECONDS))
+        .await
+        .expect("the leader to stop after losing its lease");
+    println!(
+        "leader stopped {:?} after its lease was taken",
+        taken_at.elapsed()
+    );
+    assert!(!status.success(), "the leader exited with {status}");
+    let output = replicas[first].output();
+    assert!(output.contains("lost the leader lease"), "{output}");
+    assert!(output.contains("another-replica"), "{output}");
+    // It did not give the lease back on its way out.
+    let spec = lease_spec(&env, &lease).await.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("another-replica"));
+}
