@@ -62,7 +62,7 @@ struct RunArgs {
 
     /// Reconcile only while holding a Lease, so that of several replicas one works and the
     /// others stand by. The identity is $POD_NAME, or <hostname>-<pid>.
-    #[arg(long, env = "ATO_LEADER_ELECTION")]
+    #[arg(long, env = "ATO_LEADER_ELECTION", value_parser = clap::builder::BoolishValueParser::new())]
     leader_election: bool,
 
     /// The Lease's namespace; default: --cluster-instance-namespace.

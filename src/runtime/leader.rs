@@ -388,12 +388,9 @@ async fn acquire(
                 health.api_answered();
                 debug!("lease written by someone else meanwhile; trying again");
             }
-            Err(error) => {
-                if matches!(error, kube::Error::Api(_)) {
-                    health.api_answered();
-                }
-                warn!(%error, "could not read or write the leader lease");
-            }
+            // Not even an API error (forbidden, namespace missing) counts as answered: a
+            // standby that can't read the lease can't take over, so it is not ready.
+            Err(error) => warn!(%error, "could not read or write the leader lease"),
         }
         tokio::select! {
             _ = sleep(timings.retry) => {}

@@ -90,8 +90,7 @@ impl Health {
         self.inner.leading.store(leading, Ordering::Relaxed);
     }
 
-    /// The API server answered (the lease loop calls this after each answer, errors from
-    /// the API server included: it was reached).
+    /// The API server answered a read or write of the lease (the lease loop calls this).
     pub fn api_answered(&self) {
         *self.answered_at() = Some(Instant::now());
     }
