@@ -272,30 +272,47 @@ impl Elector {
     }
 
     /// Clears the holder if it is still us. Best effort: on failure the lease simply runs
-    /// out.
+    /// out. A renew cut short when the controllers stopped may have landed meanwhile, so a
+    /// conflict is read and retried once.
     async fn release(&mut self) {
-        let Some(observed) = &self.observed else {
-            return;
-        };
-        let Some(spec) = observed.lease.spec.as_ref() else {
-            return;
-        };
-        if spec.holder_identity.as_deref() != Some(self.settings.identity.as_str()) {
-            return;
-        }
-        let mut lease = observed.lease.clone();
-        lease.spec = Some(released(spec, Timestamp::now()));
-        match self
-            .api
-            .replace(&self.settings.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => info!(lease = %self.settings.name, "released the leader lease"),
-            Err(error) => {
-                warn!(lease = %self.settings.name, %error, "could not release the leader lease; it runs out by itself")
+        for _ in 0..2 {
+            let Some(observed) = &self.observed else {
+                return;
+            };
+            let Some(spec) = observed.lease.spec.as_ref() else {
+                return;
+            };
+            if spec.holder_identity.as_deref() != Some(self.settings.identity.as_str()) {
+                return;
             }
+            let mut lease = observed.lease.clone();
+            lease.spec = Some(released(spec, Timestamp::now()));
+            self.holding = false;
+            let error = match self
+                .api
+                .replace(&self.settings.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => {
+                    info!(lease = %self.settings.name, "released the leader lease");
+                    return;
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    match self.api.get_opt(&self.settings.name).await {
+                        Ok(Some(current)) => {
+                            self.observe(current);
+                            continue;
+                        }
+                        Ok(None) => return,
+                        Err(error) => error,
+                    }
+                }
+                Err(error) => error,
+            };
+            warn!(lease = %self.settings.name, %error, "could not release the leader lease; it runs out by itself");
+            return;
         }
-        self.holding = false;
+        warn!(lease = %self.settings.name, "the leader lease kept changing; not released, it runs out by itself");
     }
 }
 
