@@ -666,6 +666,62 @@ mod tests {
         .unwrap()
     }
 
+    #[derive(Default)]
+    struct Recorder {
+        calls: std::sync::Mutex<Vec<(crate::clerk::CallKind, CallOutcome)>>,
+        waits: std::sync::Mutex<Vec<Duration>>,
+    }
+
+    impl CallObserver for Recorder {
+        fn call_finished(&self, kind: crate::clerk::CallKind, outcome: CallOutcome, _: Duration) {
+            self.calls.lock().unwrap().push((kind, outcome));
+        }
+        fn rate_limit_waited(&self, waited: Duration) {
+            self.waits.lock().unwrap().push(waited);
+        }
+    }
+
+    #[tokio::test]
+    async fn each_attempt_and_rate_limiter_wait_is_reported() {
+        use crate::clerk::CallKind;
+        let recorder = Arc::new(Recorder::default());
+        let options = ClientOptions {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                min_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+                ..RetryPolicy::default()
+            },
+            ..ClientOptions::default()
+        };
+        // Nothing listens on port 9: both attempts fail to connect. One request per 300 ms
+        // makes the second attempt wait for the limiter.
+        let limit = RateLimit {
+            requests: 2,
+            period: Duration::from_millis(300),
+        };
+        let c = ClerkClient::from_parts(
+            build_http_client(&options).unwrap(),
+            "http://127.0.0.1:9/v1",
+            SecretKey::parse(KEY).unwrap(),
+            Arc::new(KeyLimiter::new(limit).unwrap()),
+            options.retry.clone(),
+            Some(recorder.clone()),
+        )
+        .unwrap();
+        c.revoke_actor_token("act_1").await.unwrap_err();
+        assert_eq!(
+            *recorder.calls.lock().unwrap(),
+            vec![
+                (CallKind::Revoke, CallOutcome::Connect),
+                (CallKind::Revoke, CallOutcome::Connect)
+            ]
+        );
+        let waits = recorder.waits.lock().unwrap();
+        assert_eq!(waits.len(), 1, "{waits:?}");
+        assert!(waits[0] > Duration::from_millis(100), "{waits:?}");
+    }
+
     #[test]
     fn endpoints_accept_a_base_with_or_without_trailing_slash() {
         for base in [

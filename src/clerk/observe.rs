@@ -23,7 +23,7 @@ impl CallKind {
 /// A small, closed set of values, so it can be a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallOutcome {
-    /// An HTTP answer with this status whose body arrived whole.
+    /// An HTTP answer with this status (for a 2xx, its body arrived whole).
     Status(u16),
     /// No whole answer within the request timeout.
     Timeout,
