@@ -95,8 +95,7 @@ pub async fn run(
         // with backoff; a change to the instance wakes it at once instead.
         let (waiting_on_namespaced, waiting_on_cluster) = (controller.store(), controller.store());
         metrics.requests.watch(controller.store());
-        let store = controller.store();
-        caches.push(async move { store.wait_until_ready().await.is_ok() }.boxed());
+        caches.push(filled(controller.store()));
         controllers.push(
             controller
                 .owns(secrets, secrets_watch.clone())
@@ -131,8 +130,7 @@ pub async fn run(
                 .boxed(),
         );
         let controller = Controller::new(instances, watcher::Config::default());
-        let store = controller.store();
-        caches.push(async move { store.wait_until_ready().await.is_ok() }.boxed());
+        caches.push(filled(controller.store()));
         controllers.push(
             controller
                 .graceful_shutdown_on(shutdown.clone().requested())
@@ -149,8 +147,7 @@ pub async fn run(
         Api::<ClusterClerkInstance>::all(client.clone()),
         watcher::Config::default(),
     );
-    let store = controller.store();
-    caches.push(async move { store.wait_until_ready().await.is_ok() }.boxed());
+    caches.push(filled(controller.store()));
     controllers.push(
         controller
             .graceful_shutdown_on(shutdown.clone().requested())
@@ -175,6 +172,15 @@ pub async fn run(
         _ = synced => {}
     }
     Ok(())
+}
+
+/// Resolves once `store` holds what the API server listed (false if it never will).
+fn filled<K>(store: Store<K>) -> futures::future::BoxFuture<'static, bool>
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    async move { store.wait_until_ready().await.is_ok() }.boxed()
 }
 
 /// Reconciles and counts the result.
