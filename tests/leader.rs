@@ -138,7 +138,10 @@ async fn a_standby_takes_over_from_a_killed_leader_and_every_request_gets_one_to
     };
     // One reconcile at a time: when the leader is killed while a create waits in Clerk's
     // latency, no other request is between Clerk's answer and its status write (a window no
-    // operator can close, see README), so the kill can't lose a token.
+    // operator can close, see README), so the kill can't lose a token. With more at once, a
+    // kill can land there (a second live token nobody recorded or counted), or between the
+    // status write and the Secret write (the token is set aside and replaced: a second
+    // mint), so neither "one live token" nor "30 minted" could be asserted.
     let (env, lease, mut replicas) =
         two_replicas("leader-kill", config, &["--concurrency", "1"]).await;
     let first = leader_of(&env, &lease, &replicas).await;
