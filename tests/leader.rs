@@ -215,18 +215,28 @@ async fn a_standby_takes_over_from_a_killed_leader_and_every_request_gets_one_to
     env.assert_no_credential_in("the new leader's output", &replicas[second].output());
 }
 
-/// SIGTERM: the leader drains, gives the lease up and exits 0; the standby takes it long
+/// SIGTERM while a create waits in Clerk: the leader finishes that request (one token,
+/// recorded and delivered by it), gives the lease up and exits 0; the standby takes it long
 /// before the old lease could have run out.
 #[tokio::test]
-async fn a_leader_told_to_stop_releases_the_lease_at_once() {
-    let (env, lease, mut replicas) = two_replicas("leader-term", SimConfig::default(), &[]).await;
+async fn a_leader_told_to_stop_finishes_its_work_and_releases_the_lease() {
+    let config = SimConfig {
+        faults: Faults {
+            latency: Some(Latency::fixed(Duration::from_millis(1500))),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    };
+    let (env, lease, mut replicas) = two_replicas("leader-term", config, &[]).await;
     let first = leader_of(&env, &lease, &replicas).await;
     let second = 1 - first;
     ready(&replicas[second], "the standby").await;
-    // A request served by the first leader, so there was work to drain.
     env.create_request("before", json!({ "userId": "user_2leaderTerm1" }))
         .await;
-    env.wait_phase("before", Phase::Issued).await;
+    eventually(WAIT, "the create to reach Clerk", || async {
+        (env.sim.stats().create.total == 1).then_some(())
+    })
+    .await;
 
     let before = lease_spec(&env, &lease).await.unwrap();
     assert!(holds(&before, &replicas[first]));
@@ -237,13 +247,18 @@ async fn a_leader_told_to_stop_releases_the_lease_at_once() {
         .await
         .expect("the leader to exit after SIGTERM");
     assert!(status.success(), "the leader exited with {status}");
-    assert!(
-        replicas[first]
-            .output()
-            .contains("released the leader lease"),
-        "{}",
-        replicas[first].output()
+    let output = replicas[first].output();
+    assert!(output.contains("released the leader lease"), "{output}");
+    // The request in flight was finished by the leader that started it before it exited
+    // (a new leader's create would take Clerk's 1.5 s), and not redone.
+    let request = env.requests.get("before").await.unwrap();
+    assert_eq!(
+        request.phase(),
+        Some(Phase::Issued),
+        "the leader exited before finishing its work: {:?}",
+        request.status
     );
+    assert_eq!(env.sim.tokens().len(), 1, "the drained create was redone");
 
     let taken = eventually(WAIT, "the standby to take the lease", || async {
         let spec = lease_spec(&env, &lease).await?;
