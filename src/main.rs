@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 
 use actor_token_operator::{
     api,
-    runtime::{self, LogFormat, Settings},
+    runtime::{
+        self, LogFormat, Settings,
+        leader::{LeaseSettings, default_identity},
+    },
 };
 use clap::{Parser, Subcommand};
 
@@ -56,6 +59,34 @@ struct RunArgs {
     /// Timeout of one call to Clerk, in seconds.
     #[arg(long, env = "ATO_CLERK_TIMEOUT_SECONDS", default_value_t = 10)]
     clerk_timeout_seconds: u64,
+
+    /// Reconcile only while holding a Lease, so that of several replicas one works and the
+    /// others stand by. The identity is $POD_NAME, or <hostname>-<pid>.
+    #[arg(long, env = "ATO_LEADER_ELECTION", value_parser = clap::builder::BoolishValueParser::new())]
+    leader_election: bool,
+
+    /// The Lease's namespace; default: --cluster-instance-namespace.
+    #[arg(long, env = "ATO_LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+
+    /// The Lease's name.
+    #[arg(
+        long,
+        env = "ATO_LEADER_ELECTION_LEASE",
+        default_value = "actor-token-operator"
+    )]
+    leader_election_lease: String,
+
+    /// How long a lease lasts without renewal: a standby takes over at most this long after
+    /// the leader dies. The leader renews every 2/15 of it and stops if it could not renew
+    /// for 2/3 of it.
+    #[arg(
+        long,
+        env = "ATO_LEADER_ELECTION_LEASE_SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(3..=3600)
+    )]
+    leader_election_lease_seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +98,15 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             runtime::init_logging(args.log_format);
+            let leader_election = args.leader_election.then(|| LeaseSettings {
+                namespace: args
+                    .leader_election_namespace
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| args.cluster_instance_namespace.clone()),
+                name: args.leader_election_lease,
+                identity: default_identity(),
+                duration: std::time::Duration::from_secs(args.leader_election_lease_seconds),
+            });
             let settings = Settings {
                 namespaces: args
                     .namespaces
@@ -77,6 +117,7 @@ fn main() -> anyhow::Result<()> {
                 concurrency: args.concurrency.max(1),
                 metrics_addr: args.metrics_addr,
                 clerk_timeout: std::time::Duration::from_secs(args.clerk_timeout_seconds.max(1)),
+                leader_election,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -17,6 +17,7 @@ use super::error::{
     ClerkError, Operation, classify_failure, describe_json_error, parse_retry_after,
 };
 use super::limit::{KeyLimiter, RateLimit, RateLimitError};
+use super::observe::{CallObserver, CallOutcome};
 use super::secret::{Credential, KeyFingerprint, SecretKey};
 
 /// The Backend API version this client speaks, sent as `Clerk-API-Version`.
@@ -187,6 +188,8 @@ struct Inner {
     authorization: HeaderValue,
     limiter: Arc<KeyLimiter>,
     retry: RetryPolicy,
+    /// Told about every attempt and rate-limiter wait (the operator's metrics).
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl fmt::Debug for ClerkClient {
@@ -257,7 +260,7 @@ impl ClerkClient {
     ) -> Result<ClerkClient, ConfigError> {
         let http = build_http_client(&options)?;
         let limiter = Arc::new(KeyLimiter::new(rate_limit)?);
-        ClerkClient::from_parts(http, api_url, key, limiter, options.retry)
+        ClerkClient::from_parts(http, api_url, key, limiter, options.retry, None)
     }
 
     pub(crate) fn from_parts(
@@ -266,6 +269,7 @@ impl ClerkClient {
         key: SecretKey,
         limiter: Arc<KeyLimiter>,
         retry: RetryPolicy,
+        observer: Option<Arc<dyn CallObserver>>,
     ) -> Result<ClerkClient, ConfigError> {
         let base = parse_api_url(api_url)?;
         let mut authorization = HeaderValue::try_from(format!("Bearer {}", key.expose()))
@@ -279,6 +283,7 @@ impl ClerkClient {
                 authorization,
                 limiter,
                 retry,
+                observer,
             }),
         })
     }
@@ -405,7 +410,12 @@ impl ClerkClient {
         let mut number = 0u32;
         loop {
             number += 1;
-            self.inner.limiter.until_ready().await;
+            let waited = self.inner.limiter.until_ready().await;
+            if let Some(observer) = &self.inner.observer
+                && !waited.is_zero()
+            {
+                observer.rate_limit_waited(waited);
+            }
             debug!(
                 operation = operation.name(),
                 token_id,
@@ -432,17 +442,33 @@ impl ClerkClient {
         }
     }
 
-    /// Sends one request and reads the whole answer.
+    /// Sends one request and reads the whole answer, telling the observer how it went.
     async fn send(
         &self,
         operation: Operation,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ClerkError> {
-        let response = request
+        let started = Instant::now();
+        let (outcome, answer) = self.send_once(operation, request).await;
+        if let Some(observer) = &self.inner.observer {
+            observer.call_finished(operation.kind(), outcome, started.elapsed());
+        }
+        answer
+    }
+
+    async fn send_once(
+        &self,
+        operation: Operation,
+        request: reqwest::RequestBuilder,
+    ) -> (CallOutcome, Result<Answer, ClerkError>) {
+        let response = match request
             .header(AUTHORIZATION, self.inner.authorization.clone())
             .send()
             .await
-            .map_err(transport_error)?;
+        {
+            Ok(response) => response,
+            Err(e) => return (outcome_of(&e), Err(transport_error(e))),
+        };
         let status = response.status();
         let retry_after = response
             .headers()
@@ -450,26 +476,35 @@ impl ClerkClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
         match response.bytes().await {
-            Ok(body) => Ok(Answer {
-                status,
-                retry_after,
-                body: body.to_vec(),
-            }),
-            // Clerk acted (2xx) but its answer was cut off: after a create, a token exists.
-            Err(e) if status.is_success() => Err(ClerkError::AnswerLost {
-                detail: format!(
-                    "HTTP {status} answer cut off: {}",
-                    error_chain(&e.without_url())
-                ),
-            }),
-            // The status alone says what happened.
-            Err(e) => {
-                debug!(operation = operation.name(), %status, error = %error_chain(&e.without_url()), "could not read an error answer's body");
+            Ok(body) => (
+                CallOutcome::Status(status.as_u16()),
                 Ok(Answer {
                     status,
                     retry_after,
-                    body: Vec::new(),
-                })
+                    body: body.to_vec(),
+                }),
+            ),
+            // Clerk acted (2xx) but its answer was cut off: after a create, a token exists.
+            Err(e) if status.is_success() => (
+                outcome_of(&e),
+                Err(ClerkError::AnswerLost {
+                    detail: format!(
+                        "HTTP {status} answer cut off: {}",
+                        error_chain(&e.without_url())
+                    ),
+                }),
+            ),
+            // The status alone says what happened.
+            Err(e) => {
+                debug!(operation = operation.name(), %status, error = %error_chain(&e.without_url()), "could not read an error answer's body");
+                (
+                    CallOutcome::Status(status.as_u16()),
+                    Ok(Answer {
+                        status,
+                        retry_after,
+                        body: Vec::new(),
+                    }),
+                )
             }
         }
     }
@@ -510,6 +545,17 @@ fn retry_delay(
 fn full_jitter(ceiling: Duration) -> Duration {
     let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
     Duration::from_nanos(rand::rng().random_range(0..=nanos))
+}
+
+/// The metric label of an attempt that got no whole answer.
+fn outcome_of(error: &reqwest::Error) -> CallOutcome {
+    if error.is_timeout() {
+        CallOutcome::Timeout
+    } else if error.is_connect() {
+        CallOutcome::Connect
+    } else {
+        CallOutcome::Transport
+    }
 }
 
 /// Classifies a request that got no HTTP answer. Only a failure to connect proves the
@@ -618,6 +664,62 @@ mod tests {
             ClientOptions::default(),
         )
         .unwrap()
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        calls: std::sync::Mutex<Vec<(crate::clerk::CallKind, CallOutcome)>>,
+        waits: std::sync::Mutex<Vec<Duration>>,
+    }
+
+    impl CallObserver for Recorder {
+        fn call_finished(&self, kind: crate::clerk::CallKind, outcome: CallOutcome, _: Duration) {
+            self.calls.lock().unwrap().push((kind, outcome));
+        }
+        fn rate_limit_waited(&self, waited: Duration) {
+            self.waits.lock().unwrap().push(waited);
+        }
+    }
+
+    #[tokio::test]
+    async fn each_attempt_and_rate_limiter_wait_is_reported() {
+        use crate::clerk::CallKind;
+        let recorder = Arc::new(Recorder::default());
+        let options = ClientOptions {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                min_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+                ..RetryPolicy::default()
+            },
+            ..ClientOptions::default()
+        };
+        // Nothing listens on port 9: both attempts fail to connect. One request per 300 ms
+        // makes the second attempt wait for the limiter.
+        let limit = RateLimit {
+            requests: 2,
+            period: Duration::from_millis(300),
+        };
+        let c = ClerkClient::from_parts(
+            build_http_client(&options).unwrap(),
+            "http://127.0.0.1:9/v1",
+            SecretKey::parse(KEY).unwrap(),
+            Arc::new(KeyLimiter::new(limit).unwrap()),
+            options.retry.clone(),
+            Some(recorder.clone()),
+        )
+        .unwrap();
+        c.revoke_actor_token("act_1").await.unwrap_err();
+        assert_eq!(
+            *recorder.calls.lock().unwrap(),
+            vec![
+                (CallKind::Revoke, CallOutcome::Connect),
+                (CallKind::Revoke, CallOutcome::Connect)
+            ]
+        );
+        let waits = recorder.waits.lock().unwrap();
+        assert_eq!(waits.len(), 1, "{waits:?}");
+        assert!(waits[0] > Duration::from_millis(100), "{waits:?}");
     }
 
     #[test]

@@ -125,6 +125,13 @@ impl Operation {
             Operation::Revoke => "revoke_actor_token",
         }
     }
+
+    pub(crate) fn kind(self) -> super::observe::CallKind {
+        match self {
+            Operation::Create => super::observe::CallKind::Create,
+            Operation::Revoke => super::observe::CallKind::Revoke,
+        }
+    }
 }
 
 /// The longest Clerk message kept in an error, so a condition message stays readable.

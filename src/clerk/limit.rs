@@ -104,10 +104,16 @@ impl KeyLimiter {
         Ok(true)
     }
 
-    /// Waits until one more request may be sent.
-    pub(crate) async fn until_ready(&self) {
+    /// Waits until one more request may be sent; returns how long it waited (zero when
+    /// the request could go at once).
+    pub(crate) async fn until_ready(&self) -> Duration {
         let limiter = Arc::clone(&self.lock().1);
+        if limiter.check().is_ok() {
+            return Duration::ZERO;
+        }
+        let started = std::time::Instant::now();
         limiter.until_ready().await;
+        started.elapsed()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (RateLimit, Arc<DefaultDirectRateLimiter>)> {

@@ -12,6 +12,7 @@
 mod client;
 mod error;
 mod limit;
+mod observe;
 mod pool;
 mod secret;
 
@@ -21,5 +22,6 @@ pub use client::{
 };
 pub use error::ClerkError;
 pub use limit::{RateLimit, RateLimitError};
+pub use observe::{CallKind, CallObserver, CallOutcome};
 pub use pool::ClientPool;
 pub use secret::{Credential, KeyEnvironment, KeyError, KeyFingerprint, SecretKey};

@@ -7,6 +7,7 @@ use tracing::info;
 
 use super::client::{ClerkClient, ClientOptions, ConfigError, RetryPolicy, build_http_client};
 use super::limit::{KeyLimiter, RateLimit};
+use super::observe::CallObserver;
 use super::secret::{KeyFingerprint, SecretKey};
 
 /// A source of [`ClerkClient`]s. Clerk counts requests per secret key, so every client of a
@@ -23,6 +24,7 @@ struct PoolInner {
     http: reqwest::Client,
     retry: RetryPolicy,
     limiters: Mutex<HashMap<KeyFingerprint, Arc<KeyLimiter>>>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl std::fmt::Debug for ClientPool {
@@ -37,11 +39,28 @@ impl std::fmt::Debug for ClientPool {
 impl ClientPool {
     /// A pool whose clients use `options` (timeouts and retry policy).
     pub fn new(options: ClientOptions) -> Result<ClientPool, ConfigError> {
+        Self::build(options, None)
+    }
+
+    /// Like [`ClientPool::new`], with every client's calls and rate-limiter waits reported
+    /// to `observer`.
+    pub fn observed(
+        options: ClientOptions,
+        observer: Arc<dyn CallObserver>,
+    ) -> Result<ClientPool, ConfigError> {
+        Self::build(options, Some(observer))
+    }
+
+    fn build(
+        options: ClientOptions,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Result<ClientPool, ConfigError> {
         Ok(ClientPool {
             inner: Arc::new(PoolInner {
                 http: build_http_client(&options)?,
                 retry: options.retry,
                 limiters: Mutex::new(HashMap::new()),
+                observer,
             }),
         })
     }
@@ -80,6 +99,7 @@ impl ClientPool {
             key.clone(),
             limiter,
             self.inner.retry.clone(),
+            self.inner.observer.clone(),
         )
     }
 

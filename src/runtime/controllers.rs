@@ -15,7 +15,7 @@ use kube::{
     },
 };
 
-use super::{Settings, server::Health};
+use super::{Settings, Shutdown, server::Health};
 use crate::{
     api::{
         ActorTokenRequest, ClerkInstance, ClusterClerkInstance, InstanceKind, MANAGED_BY,
@@ -36,11 +36,15 @@ pub async fn run(
     settings: &Settings,
     metrics: Arc<Metrics>,
     health: Health,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let pool = ClientPool::new(ClientOptions {
-        request_timeout: settings.clerk_timeout,
-        ..Default::default()
-    })?;
+    let pool = ClientPool::observed(
+        ClientOptions {
+            request_timeout: settings.clerk_timeout,
+            ..Default::default()
+        },
+        metrics.clone(),
+    )?;
     let reporter = Reporter {
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -53,7 +57,7 @@ pub async fn run(
             pool,
             settings.cluster_instance_namespace.clone(),
         ),
-        metrics,
+        metrics.clone(),
     ));
     let instance_ctx = Arc::new(InstanceContext {
         client: client.clone(),
@@ -70,6 +74,8 @@ pub async fn run(
     let secrets_watch =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let mut controllers = Vec::new();
+    // Each controller's main cache; /readyz waits for all of them to be filled.
+    let mut caches = Vec::new();
     for scope in &scopes {
         let (requests, secrets, instances) = match scope {
             Some(ns) => (
@@ -88,6 +94,8 @@ pub async fn run(
         // A request waiting for its instance (missing, not ready, key refused) is retried
         // with backoff; a change to the instance wakes it at once instead.
         let (waiting_on_namespaced, waiting_on_cluster) = (controller.store(), controller.store());
+        metrics.requests.watch(controller.store());
+        caches.push(filled(controller.store()));
         controllers.push(
             controller
                 .owns(secrets, secrets_watch.clone())
@@ -116,14 +124,16 @@ pub async fn run(
                     },
                 )
                 .with_config(Config::default().concurrency(settings.concurrency))
-                .graceful_shutdown_on(shutdown_signal())
-                .run(reconcile::reconcile, reconcile::error_policy, ctx)
+                .graceful_shutdown_on(shutdown.clone().requested())
+                .run(counted_reconcile, reconcile::error_policy, ctx)
                 .for_each(|_| async {})
                 .boxed(),
         );
+        let controller = Controller::new(instances, watcher::Config::default());
+        caches.push(filled(controller.store()));
         controllers.push(
-            Controller::new(instances, watcher::Config::default())
-                .graceful_shutdown_on(shutdown_signal())
+            controller
+                .graceful_shutdown_on(shutdown.clone().requested())
                 .run(
                     instance_status::reconcile,
                     instance_status::error_policy,
@@ -133,23 +143,54 @@ pub async fn run(
                 .boxed(),
         );
     }
-    controllers.push(
-        Controller::new(
-            Api::<ClusterClerkInstance>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .graceful_shutdown_on(shutdown_signal())
-        .run(
-            instance_status::reconcile,
-            instance_status::error_policy,
-            instance_ctx,
-        )
-        .for_each(|_| async {})
-        .boxed(),
+    let controller = Controller::new(
+        Api::<ClusterClerkInstance>::all(client.clone()),
+        watcher::Config::default(),
     );
-    health.set_ready();
-    join_all(controllers).await;
+    caches.push(filled(controller.store()));
+    controllers.push(
+        controller
+            .graceful_shutdown_on(shutdown.clone().requested())
+            .run(
+                instance_status::reconcile,
+                instance_status::error_policy,
+                instance_ctx,
+            )
+            .for_each(|_| async {})
+            .boxed(),
+    );
+    let synced = async {
+        if join_all(caches).await.into_iter().all(|ready| ready) {
+            tracing::info!("caches synced");
+            health.set_caches_synced();
+        }
+        std::future::pending::<()>().await
+    };
+    // Controllers end only on shutdown: in-flight reconciles finish first, none start.
+    tokio::select! {
+        _ = join_all(controllers) => {}
+        _ = synced => {}
+    }
     Ok(())
+}
+
+/// Resolves once `store` holds what the API server listed (false if it never will).
+fn filled<K>(store: Store<K>) -> futures::future::BoxFuture<'static, bool>
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    async move { store.wait_until_ready().await.is_ok() }.boxed()
+}
+
+/// Reconciles and counts the result.
+async fn counted_reconcile(
+    request: Arc<ActorTokenRequest>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action, reconcile::Error> {
+    let result = reconcile::reconcile(request, ctx.clone()).await;
+    ctx.metrics.reconciled(result.is_ok());
+    result
 }
 
 /// The requests in `store` that wait on this instance.
@@ -165,14 +206,4 @@ fn waiting(
         .filter(|request| waits_on_instance(request, kind, namespace.as_deref(), name))
         .map(|request| ObjectRef::from_obj(&**request))
         .collect()
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -277,29 +277,10 @@ impl Env {
         })
     }
 
-    /// A counter or gauge from the current operator's /metrics (the port is read from its
-    /// log); `None` until it serves, or if the series is absent.
+    /// A counter or gauge from the current operator's /metrics; `None` until it serves, or
+    /// if the series is absent.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let output = self.operator.as_ref()?.output();
-        let line = output.lines().find(|l| l.contains("serving /metrics"))?;
-        let at = line.find("127.0.0.1:")?;
-        let addr: String = line[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-            .collect();
-        let body = reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        body.lines().find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+        self.operator.as_ref()?.metric(series).await
     }
 
     /// No token or link the simulator issued appears in `text` (the output of an operator

@@ -255,6 +255,81 @@ impl Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Asks the process to stop (SIGTERM), as the kubelet does, without waiting.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.child.id());
+    }
+
+    /// The exit status once the process has exited, waiting up to `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the operator process") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Where it serves /metrics, /healthz and /readyz (read from its log); `None` until it
+    /// serves.
+    pub fn metrics_addr(&self) -> Option<String> {
+        let output = self.output();
+        let line = output.lines().find(|l| l.contains("serving /metrics"))?;
+        let at = line.find("127.0.0.1:")?;
+        Some(
+            line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect(),
+        )
+    }
+
+    /// GETs `path` from its metrics and health server: the status code and the body.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let addr = self.metrics_addr()?;
+        let answer = reqwest::get(format!("http://{addr}{path}")).await.ok()?;
+        let status = answer.status().as_u16();
+        Some((status, answer.text().await.ok()?))
+    }
+
+    /// The value of one series from /metrics (see [`series_value`]); `None` until it
+    /// serves, or if the series is absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        series_value(&body, series)
+    }
+}
+
+/// The value of `series` (name and labels exactly as printed) in a Prometheus text body.
+/// A bare name of a family with labels gives the sum over its series, as PromQL's
+/// `sum(name)` would.
+pub fn series_value(body: &str, series: &str) -> Option<f64> {
+    let value = |rest: &str| rest.strip_prefix(' ')?.trim().parse::<f64>().ok();
+    if let Some(exact) = body.lines().find_map(|l| value(l.strip_prefix(series)?)) {
+        return Some(exact);
+    }
+    if series.contains('{') {
+        return None;
+    }
+    let labelled: Vec<f64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix('{'))
+        .filter_map(|rest| value(&rest[rest.find('}')? + 1..]))
+        .collect();
+    (!labelled.is_empty()).then(|| labelled.iter().sum())
 }
 
 impl Drop for Operator {
