@@ -32,7 +32,7 @@ use support::{
 /// installs the chart runs the operator with the Deployment's leader-election flags, so the
 /// chart's Lease rules are exercised; when false those flags are left out. The test fails,
 /// saying so, when this disagrees with the binary's `run --help`.
-const LEADER_ELECTION: bool = false;
+const LEADER_ELECTION: bool = true;
 
 const RENDER_NAMESPACE: &str = "ato-system";
 const KEY: &str = "sk_test_chart_key";
