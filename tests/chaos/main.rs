@@ -50,7 +50,7 @@ fn conclude(report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_fault_run_keeps_every_invariant() {
-    let report = run::run(Settings::short().from_env()).await;
+    let report = run::run(Settings::short().with_env()).await;
     assert!(
         report.faults.kills > 0 && report.faults.server_errors > 0,
         "faults were injected"
@@ -61,6 +61,6 @@ async fn a_short_fault_run_keeps_every_invariant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "minutes long and restarts kube-apiserver: `make chaos`"]
 async fn full_fault_run() {
-    let report = run::run(Settings::full().from_env()).await;
+    let report = run::run(Settings::full().with_env()).await;
     conclude(&report);
 }

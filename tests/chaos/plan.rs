@@ -80,7 +80,7 @@ impl Settings {
     }
 
     /// `self` with every `CHAOS_*` variable that is set applied.
-    pub fn from_env(self) -> Settings {
+    pub fn with_env(self) -> Settings {
         self.with_overrides(|name| std::env::var(name).ok())
     }
 

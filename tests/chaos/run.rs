@@ -18,7 +18,7 @@ use kube::{
     Api, Client,
     api::{DeleteParams, PostParams},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::{
@@ -449,25 +449,50 @@ fn orphan_story(
     incarnations: &[Incarnation],
     request_of_user: &BTreeMap<String, String>,
 ) -> String {
+    let at =
+        |ms: i64| jiff::Timestamp::from_millisecond(ms).map_or(ms.to_string(), |t| t.to_string());
     let request = request_of_user.get(user).map_or("?", String::as_str);
-    let mine: Vec<Value> = tokens
+    let mine: Vec<&clerk_sim::SimToken> = tokens.iter().filter(|t| t.user_id == user).collect();
+    let made: Vec<String> = mine
         .iter()
-        .filter(|t| t.user_id == user)
         .map(|t| {
-            json!({"id": t.id, "created_ms": t.created_at_ms, "status": t.status.as_str(), "answer_dropped": t.answer_dropped})
+            format!(
+                "{} made {} ({}{})",
+                t.id,
+                at(t.created_at_ms),
+                t.status.as_str(),
+                if t.answer_dropped {
+                    ", answer dropped"
+                } else {
+                    ""
+                }
+            )
         })
         .collect();
     let first = mine
         .iter()
-        .filter_map(|t| t["created_ms"].as_i64())
+        .map(|t| t.created_at_ms)
         .min()
         .unwrap_or_default();
-    let kills: Vec<i64> = incarnations
+    let last = mine
+        .iter()
+        .map(|t| t.created_at_ms)
+        .max()
+        .unwrap_or_default();
+    let kills: Vec<String> = incarnations
         .iter()
         .filter_map(|r| r.killed_ms)
-        .filter(|k| *k >= first - 10_000 && *k <= first + 60_000)
+        .filter(|k| *k >= first - 10_000 && *k <= last + 10_000)
+        .map(at)
         .collect();
     format!(
-        "{request}: token {id} is live and no object of the request ever named it; the request's tokens: {mine:?}; kills around (Unix ms): {kills:?}"
+        "{request}: {id} is live and no object of the request ever named it. Its tokens: {}. \
+         Operator kills from 10 s before to 10 s after: {}",
+        made.join("; "),
+        if kills.is_empty() {
+            "none".into()
+        } else {
+            kills.join(", ")
+        }
     )
 }
