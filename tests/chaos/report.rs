@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::verdict::IssueState;
+use super::verdict::{IssueState, Outage};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FaultCounts {
@@ -50,6 +50,7 @@ pub struct Report {
     pub operator_logs: Vec<String>,
     pub wall_seconds: f64,
     pub create_window_ms: i64,
+    pub apiserver_outages: Vec<Outage>,
 }
 
 fn seconds(ms: Option<i64>) -> String {

@@ -26,7 +26,7 @@ use super::{
     plan::{Fault, PlannedRequest, Schedule, Settings},
     report::{FaultCounts, Report},
     verdict::{
-        self, Account, CreateWindow, Incarnation, IssueState, Orphans, double_tokens,
+        self, Account, CreateWindow, Incarnation, IssueState, Orphans, Outage, double_tokens,
         leftovers_after_delete,
     },
 };
@@ -113,6 +113,7 @@ struct Faulting {
     /// When the last fault of the current phase ended (Unix ms).
     last_fault_ms: i64,
     background: Vec<tokio::task::JoinHandle<i64>>,
+    outages: Arc<std::sync::Mutex<Vec<Outage>>>,
 }
 
 impl Faulting {
@@ -127,6 +128,7 @@ impl Faulting {
             }
             Fault::RestartApiserver => {
                 let plane = self.plane;
+                let outages = self.outages.clone();
                 println!("chaos: restarting kube-apiserver");
                 self.counts.apiserver_restarts += 1;
                 self.background.push(tokio::task::spawn_blocking(move || {
@@ -135,6 +137,10 @@ impl Faulting {
                         .restart_apiserver()
                         .unwrap_or_else(|e| panic!("restarting kube-apiserver failed: {e}"));
                     let ready = now_ms();
+                    outages.lock().unwrap().push(Outage {
+                        from_ms: started,
+                        to_ms: ready,
+                    });
                     println!(
                         "chaos: kube-apiserver back after {:.1} s",
                         (ready - started) as f64 / 1000.0
@@ -311,6 +317,7 @@ pub async fn run(settings: Settings) -> Report {
         counts: FaultCounts::default(),
         last_fault_ms: now_ms(),
         background: Vec::new(),
+        outages: Arc::default(),
     };
 
     // Issue phase: requests created at a steady pace while the faults play.
@@ -388,7 +395,8 @@ pub async fn run(settings: Settings) -> Report {
     };
     let incarnations = faulting.operator.incarnations.clone();
     let ever_named = named.values().flatten().cloned().collect();
-    let orphans = Orphans::find(&tokens, &ever_named, &incarnations, window);
+    let outages = faulting.outages.lock().unwrap().clone();
+    let orphans = Orphans::find(&tokens, &ever_named, &incarnations, &outages, window);
     let request_of_user: BTreeMap<String, String> = schedule
         .requests
         .iter()
@@ -437,6 +445,7 @@ pub async fn run(settings: Settings) -> Report {
         operator_logs: faulting.operator.logs.clone(),
         wall_seconds: started.elapsed().as_secs_f64(),
         create_window_ms: window.before_kill_ms,
+        apiserver_outages: outages,
     }
 }
 

@@ -48,8 +48,9 @@ pub struct Incarnation {
 ///
 /// - `s <= c <= k + after_kill`: that process asked for it (a create it had sent just before
 ///   it died is still made a moment later; the run allows 250 ms);
-/// - `k - c <= before_kill`: it died while the answer was on its way or just in (the create
-///   window), not long after it could have written it down;
+/// - `k - c <= before_kill`, not counting time kube-apiserver was down (no record can be
+///   written then): it died while the answer was on its way or just in (the create window),
+///   not long after it could have written it down;
 /// - no other token of `R` was made in `(c, k]`: the process had not moved on from `T` to a
 ///   new token, which would mean it dropped `T` by itself.
 ///
@@ -58,6 +59,22 @@ pub struct Incarnation {
 pub struct CreateWindow {
     pub before_kill_ms: i64,
     pub after_kill_ms: i64,
+}
+
+/// A spell when kube-apiserver was down: Unix ms from its kill to its being ready again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Outage {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// How much of `from..to` no outage covers.
+fn up_time(from: i64, to: i64, outages: &[Outage]) -> i64 {
+    let down: i64 = outages
+        .iter()
+        .map(|o| (o.to_ms.min(to) - o.from_ms.max(from)).max(0))
+        .sum();
+    (to - from) - down
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +92,7 @@ pub fn explain(
     token: &SimToken,
     same_request: &[SimToken],
     incarnations: &[Incarnation],
+    outages: &[Outage],
     window: CreateWindow,
 ) -> Option<Explanation> {
     if token.answer_dropped {
@@ -84,7 +102,7 @@ pub fn explain(
     incarnations.iter().find_map(|run| {
         let k = run.killed_ms?;
         let asked_by_it = run.started_ms <= c && c <= k + window.after_kill_ms;
-        let in_window = k - c <= window.before_kill_ms;
+        let in_window = up_time(c, k, outages) <= window.before_kill_ms;
         let moved_on = same_request.iter().any(|other| {
             other.id != token.id && c < other.created_at_ms && other.created_at_ms <= k
         });
@@ -109,6 +127,7 @@ impl Orphans {
         tokens: &[SimToken],
         ever_named: &BTreeSet<String>,
         incarnations: &[Incarnation],
+        outages: &[Outage],
         window: CreateWindow,
     ) -> Orphans {
         let mut by_user: BTreeMap<&str, Vec<SimToken>> = BTreeMap::new();
@@ -127,6 +146,7 @@ impl Orphans {
                 token,
                 &by_user[token.user_id.as_str()],
                 incarnations,
+                outages,
                 window,
             ) {
                 Some(why) => {
@@ -353,7 +373,13 @@ mod tests {
     fn a_dropped_answer_explains_a_token() {
         let mut t = token("act_1", "u", 10_000, TokenStatus::Pending);
         t.answer_dropped = true;
-        let why = explain(&t, std::slice::from_ref(&t), &runs(&[(0, None)]), WINDOW);
+        let why = explain(
+            &t,
+            std::slice::from_ref(&t),
+            &runs(&[(0, None)]),
+            &[],
+            WINDOW,
+        );
         assert_eq!(why, Some(Explanation::AnswerDropped));
     }
 
@@ -362,7 +388,7 @@ mod tests {
         let t = token("act_1", "u", 10_000, TokenStatus::Pending);
         let incarnations = runs(&[(0, Some(10_200)), (10_500, None)]);
         assert_eq!(
-            explain(&t, std::slice::from_ref(&t), &incarnations, WINDOW),
+            explain(&t, std::slice::from_ref(&t), &incarnations, &[], WINDOW),
             Some(Explanation::Killed {
                 killed_ms: 10_200,
                 gap_ms: 200
@@ -370,7 +396,16 @@ mod tests {
         );
         // Made a moment after the kill: a create the dead process had sent.
         let late = token("act_2", "u", 10_350, TokenStatus::Pending);
-        assert!(explain(&late, std::slice::from_ref(&late), &incarnations, WINDOW).is_some());
+        assert!(
+            explain(
+                &late,
+                std::slice::from_ref(&late),
+                &incarnations,
+                &[],
+                WINDOW
+            )
+            .is_some()
+        );
     }
 
     #[test]
@@ -378,9 +413,23 @@ mod tests {
         let t = token("act_1", "u", 10_000, TokenStatus::Pending);
         let incarnations = runs(&[(0, Some(16_000)), (16_100, None)]);
         assert_eq!(
-            explain(&t, std::slice::from_ref(&t), &incarnations, WINDOW),
+            explain(&t, std::slice::from_ref(&t), &incarnations, &[], WINDOW),
             None
         );
+    }
+
+    #[test]
+    fn time_the_apiserver_was_down_does_not_count_against_the_window() {
+        // Made 8 s before the kill, 4 s of which kube-apiserver was down: 4 s of up time.
+        let t = token("act_1", "u", 10_000, TokenStatus::Pending);
+        let incarnations = runs(&[(0, Some(18_000)), (18_100, None)]);
+        let outage = Outage {
+            from_ms: 11_000,
+            to_ms: 15_000,
+        };
+        let alone = std::slice::from_ref(&t);
+        assert!(explain(&t, alone, &incarnations, &[outage], WINDOW).is_some());
+        assert_eq!(explain(&t, alone, &incarnations, &[], WINDOW), None);
     }
 
     #[test]
@@ -391,8 +440,8 @@ mod tests {
         let second = token("act_2", "u", 10_500, TokenStatus::Pending);
         let both = [first.clone(), second.clone()];
         let incarnations = runs(&[(0, Some(11_000)), (11_100, None)]);
-        assert_eq!(explain(&first, &both, &incarnations, WINDOW), None);
-        assert!(explain(&second, &both, &incarnations, WINDOW).is_some());
+        assert_eq!(explain(&first, &both, &incarnations, &[], WINDOW), None);
+        assert!(explain(&second, &both, &incarnations, &[], WINDOW).is_some());
     }
 
     #[test]
@@ -401,7 +450,7 @@ mod tests {
         // Killed at 11 000, restarted at 11 500, still running: no kill after the token.
         let incarnations = runs(&[(0, Some(11_000)), (11_500, None)]);
         assert_eq!(
-            explain(&t, std::slice::from_ref(&t), &incarnations, WINDOW),
+            explain(&t, std::slice::from_ref(&t), &incarnations, &[], WINDOW),
             None
         );
     }
@@ -417,7 +466,7 @@ mod tests {
             token("act_lost", "u2", 4_000, TokenStatus::Pending),
         ];
         let named = BTreeSet::from(["act_named".to_string()]);
-        let orphans = Orphans::find(&tokens, &named, &runs(&[(0, None)]), WINDOW);
+        let orphans = Orphans::find(&tokens, &named, &runs(&[(0, None)]), &[], WINDOW);
         assert_eq!(orphans.dropped(), 1);
         assert_eq!(orphans.killed(), 0);
         assert_eq!(
