@@ -26,6 +26,11 @@ envtest-stop: ## stop the local control plane and everything it started
 test: ## everything: unit, integration (control plane + Clerk simulator) and contract tests
 	@hack/test.sh
 
+.PHONY: chaos
+chaos: ## fault run: 500 requests, 20 operator SIGKILLs, an apiserver restart; report in bench/results/chaos/
+	env -u ENVTEST_DIR CHAOS_RESULTS_DIR=bench/results/chaos RUST_BACKTRACE=0 \
+	  $(CARGO) test --test chaos -- --ignored --nocapture full_fault_run
+
 .PHONY: crds
 crds: ## regenerate crds/ and the chart's CRDs from the Rust types
 	$(CARGO) run --quiet -- crd > crds/actortokens.dev.yaml

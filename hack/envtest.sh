@@ -8,6 +8,10 @@
 #                                             with --owner-pid, stop by itself when PID exits
 #   hack/envtest.sh stop                      stop everything `start` started
 #   hack/envtest.sh status                    exit 0 when running and ready
+#   hack/envtest.sh restart-apiserver         SIGKILL kube-apiserver and start it again on the
+#                                             same port with the same certificates (etcd keeps
+#                                             the data); returns once it is ready again. For
+#                                             fault tests: never on a plane others are using.
 #
 # State (certificates, logs, data) lives in $ENVTEST_DIR (default: <repo>/.build/envtest).
 set -euo pipefail
@@ -88,18 +92,9 @@ current-context: envtest
 KUBECONFIG
 }
 
-# Runs as the process-group leader; every component is its child. If any component dies, or
-# the owner process exits, it takes the whole group down.
-supervise() {
-  local owner=${1:-}
-  # shellcheck disable=SC1091
-  source "$state/env"
-  echo $$ >"$state/pgid"
-  trap 'kill -TERM -- -$$ 2>/dev/null; exit 0' TERM INT
-  "$BIN/etcd" --name envtest --data-dir "$state/etcd" --unsafe-no-fsync --log-level warn \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "envtest=http://127.0.0.1:$ETCD_PEER_PORT" >"$state/etcd.log" 2>&1 &
+# Starts kube-apiserver as a child of the supervisor (appending to its log, so a restart keeps
+# the earlier one) and notes its PID, which `restart-apiserver` watches change.
+start_apiserver() {
   "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
@@ -112,20 +107,48 @@ supervise() {
     --service-account-key-file "$state/pki/sa.pub" --service-account-signing-key-file "$state/pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
     --disable-admission-plugins ServiceAccount \
-    --allow-privileged=true >"$state/kube-apiserver.log" 2>&1 &
+    --allow-privileged=true >>"$state/kube-apiserver.log" 2>&1 &
+  apiserver_pid=$!
+  echo "$apiserver_pid" >"$state/apiserver.pid"
+}
+
+# Runs as the process-group leader; every component is its child. If any component dies, or
+# the owner process exits, it takes the whole group down.
+supervise() {
+  local owner=${1:-}
+  # shellcheck disable=SC1091
+  source "$state/env"
+  echo $$ >"$state/pgid"
+  trap 'kill -TERM -- -$$ 2>/dev/null; exit 0' TERM INT
+  "$BIN/etcd" --name envtest --data-dir "$state/etcd" --unsafe-no-fsync --log-level warn \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "envtest=http://127.0.0.1:$ETCD_PEER_PORT" >"$state/etcd.log" 2>&1 &
+  start_apiserver
   "$BIN/kube-controller-manager" \
     --kubeconfig "$state/kubeconfig" \
     --controllers garbage-collector-controller,namespace-controller \
     --leader-elect=false --secure-port 0 >"$state/kube-controller-manager.log" 2>&1 &
-  if [[ -n $owner ]]; then
-    while kill -0 "$owner" 2>/dev/null; do
+  # SIGUSR1 (from `restart-apiserver`) asks for a new kube-apiserver; handled in the loop.
+  restart=""
+  trap 'restart=1' USR1
+  while [[ -z $owner ]] || kill -0 "$owner" 2>/dev/null; do
+    if [[ -n $restart ]]; then
+      restart=""
+      kill -KILL "$apiserver_pid" 2>/dev/null || true
+      wait "$apiserver_pid" 2>/dev/null || true
+      start_apiserver
+    fi
+    # A component that exits ends the control plane: a half-running one misleads tests.
+    [[ $(jobs -rp | wc -l) -eq 3 ]] || break
+    if [[ -n $owner ]]; then
       sleep 1
-      # A component that exits ends the control plane: a half-running one misleads tests.
-      [[ $(jobs -rp | wc -l) -eq 3 ]] || break
-    done
-  else
-    wait -n || true
-  fi
+    else
+      # Returns when a component exits, or early (status > 128) on SIGUSR1.
+      wait -n && break
+      [[ -n $restart ]] || break
+    fi
+  done
   # Children first, then (for a plane owned by a test process) its state, then ourselves.
   # The apiserver can hang on shutdown once etcd is gone, so give them 10 s, then KILL.
   local children
@@ -215,10 +238,28 @@ stop() {
   log "stopped"
 }
 
+restart_apiserver() {
+  local pgid old
+  pgid=$(running_pgid) || die "no control plane is running in $state"
+  old=$(<"$state/apiserver.pid")
+  kill -USR1 "$pgid"
+  local deadline=$((SECONDS + start_timeout))
+  while ((SECONDS < deadline)); do
+    if [[ $(<"$state/apiserver.pid") != "$old" ]] && is_ready; then
+      log "kube-apiserver restarted (pid $old -> $(<"$state/apiserver.pid"))"
+      return
+    fi
+    running_pgid >/dev/null || die "the control plane stopped while kube-apiserver restarted; logs are in $state"
+    sleep 0.2
+  done
+  die "kube-apiserver was not ready again within ${start_timeout}s; logs are in $state"
+}
+
 case ${1:-} in
   start) shift; start "$@" ;;
   stop) stop ;;
   status) running_pgid >/dev/null && is_ready ;;
+  restart-apiserver) restart_apiserver ;;
   _supervise) shift; supervise "$@" ;;
-  *) echo "usage: $0 start [--owner-pid PID] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--owner-pid PID] | stop | status | restart-apiserver" >&2; exit 2 ;;
 esac

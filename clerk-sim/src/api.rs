@@ -286,7 +286,7 @@ pub(crate) async fn create(State(sim): State<Arc<Shared>>, body: Bytes) -> Respo
     }
     let id = inner.new_id("act_");
     let token = inner.new_id("");
-    let record = Record {
+    let mut record = Record {
         url: format!("{SIGN_IN_URL}{token}"),
         token,
         id: id.clone(),
@@ -297,15 +297,17 @@ pub(crate) async fn create(State(sim): State<Arc<Shared>>, body: Bytes) -> Respo
         created_ms: now,
         updated_ms: now,
         stored: TokenStatus::Pending,
+        answer_dropped: false,
     };
     let mut response = json_response(StatusCode::OK, &actor_token_body(&record, true));
-    let index = inner.tokens.len();
-    inner.tokens.push(record);
-    inner.index.insert(id, index);
     let share = inner.faults.drop_create_share;
     if inner.draw(share) {
         response.extensions_mut().insert(DropConnection);
+        record.answer_dropped = true;
     }
+    let index = inner.tokens.len();
+    inner.tokens.push(record);
+    inner.index.insert(id, index);
     response
 }
 

@@ -52,6 +52,12 @@ pub struct SimToken {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: i64,
+    /// `created_at` in Unix milliseconds, for tests that line a create up with other events
+    /// (a client killed around it, say). Not part of Clerk's API.
+    pub created_at_ms: i64,
+    /// The token was made but its create answer was never sent (`drop_create_share`): no
+    /// client can know its ID. Not part of Clerk's API.
+    pub answer_dropped: bool,
 }
 
 /// Counts of API calls received, per operation. See [`crate::Simulator::stats`].
@@ -124,6 +130,8 @@ pub(crate) struct Record {
     pub updated_ms: i64,
     /// Pending, Accepted or Revoked; Expired is worked out from the clock.
     pub stored: TokenStatus,
+    /// The create's connection was dropped before the answer went out.
+    pub answer_dropped: bool,
 }
 
 impl Record {
@@ -153,6 +161,8 @@ impl Record {
             created_at: self.created_ms.div_euclid(1000),
             updated_at: self.updated_ms.div_euclid(1000),
             expires_at: self.expires_ms().div_euclid(1000),
+            created_at_ms: self.created_ms,
+            answer_dropped: self.answer_dropped,
         }
     }
 }

@@ -208,6 +208,10 @@ async fn dropped_create_creates_the_token_but_the_client_gets_no_answer() {
     assert_eq!(tokens.len(), 1, "the token was created");
     assert_eq!(tokens[0].user_id, "user_subject");
     assert_eq!(tokens[0].status, clerk_sim::TokenStatus::Pending);
+    assert!(
+        tokens[0].answer_dropped,
+        "the token view tells the answer was dropped"
+    );
     let stats = sim.stats();
     assert_eq!(
         (
@@ -242,10 +246,21 @@ async fn a_dropped_create_on_a_kept_alive_connection_is_not_retried_by_the_clien
         ..Faults::default()
     });
     assert!(send().await.is_err());
+    let tokens = sim.tokens();
     assert_eq!(
-        sim.tokens().len(),
+        tokens.len(),
         2,
         "exactly one more token: the client did not resend"
+    );
+    assert_eq!(
+        tokens.iter().map(|t| t.answer_dropped).collect::<Vec<_>>(),
+        [false, true],
+        "only the token whose answer was dropped says so"
+    );
+    assert!(
+        tokens[0].created_at_ms <= tokens[1].created_at_ms
+            && tokens[1].created_at_ms.div_euclid(1000) == tokens[1].created_at,
+        "created_at_ms is created_at in milliseconds"
     );
     assert_eq!(sim.stats().create.total, 2);
 }

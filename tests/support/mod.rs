@@ -23,6 +23,11 @@ use kube::{
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     pub bin_dir: PathBuf,
+    /// Its state folder (`ENVTEST_DIR`).
+    pub state_dir: PathBuf,
+    /// Started by this test process for itself alone (no `ENVTEST_DIR` given), so a test may
+    /// disturb it (restart its API server) without touching anyone else's tests.
+    pub private: bool,
 }
 
 impl ControlPlane {
@@ -36,6 +41,30 @@ impl ControlPlane {
         let mut cmd = Command::new(self.bin_dir.join("helm"));
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
         cmd
+    }
+
+    /// SIGKILLs kube-apiserver and starts it again on the same port and certificates, and
+    /// returns once it is ready. Only on a [`ControlPlane::private`] plane: others' tests may
+    /// be running on a shared one.
+    pub fn restart_apiserver(&self) -> Result<(), String> {
+        if !self.private {
+            return Err(format!(
+                "refusing to restart the shared control plane in {}; unset ENVTEST_DIR to give \
+                 this test a private one",
+                self.state_dir.display()
+            ));
+        }
+        let out = Command::new("bash")
+            .arg(repo_root().join("hack/envtest.sh"))
+            .arg("restart-apiserver")
+            .env("ENVTEST_DIR", &self.state_dir)
+            .output()
+            .map_err(|e| format!("could not run hack/envtest.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// A client with the admin identity.
@@ -62,6 +91,7 @@ pub fn control_plane() -> &'static ControlPlane {
         let script = repo_root().join("hack/envtest.sh");
         let mut cmd = Command::new("bash");
         cmd.arg(&script).arg("start");
+        let private = std::env::var_os("ENVTEST_DIR").is_none();
         let state = match std::env::var_os("ENVTEST_DIR") {
             Some(dir) => PathBuf::from(dir),
             None => {
@@ -93,6 +123,8 @@ pub fn control_plane() -> &'static ControlPlane {
         ControlPlane {
             kubeconfig,
             bin_dir,
+            state_dir: state,
+            private,
         }
     })
 }
@@ -248,6 +280,11 @@ impl Operator {
     /// Everything the operator printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Where its output goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// Kills the process at once (SIGKILL), as a crash or an OOM kill would.
