@@ -2,6 +2,7 @@
 # Builds the GitOps test tools from hack/gitops/ (their own Go module, pinned by its go.sum)
 # and caches them by the hash of their sources:
 #   kstatus        kstatus's verdict on objects (sigs.k8s.io/cli-utils, as Flux uses it)
+#   flux-health    Flux's CEL healthCheckExprs, by Flux's own evaluator (fluxcd/pkg/runtime/cel)
 #   argocd-health  an Argo CD Lua health script run the way Argo CD runs argocd-cm scripts
 # Prints the bin directory on stdout; progress goes to stderr.
 set -euo pipefail
@@ -20,18 +21,20 @@ command -v go >/dev/null || die "go is not on PATH; install Go 1.26 or newer (it
 # The key covers everything that goes into the binaries: sources, go.mod, go.sum, Go version.
 key=$( (cd "$module" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort | xargs sha256sum; go version) | sha256sum | cut -c1-16)
 out=$cache/gitops-tools-$key
-if [[ -x $out/kstatus && -x $out/argocd-health ]]; then echo "$out"; exit 0; fi
+tools=(kstatus flux-health argocd-health)
+built() { for t in "${tools[@]}"; do [[ -x $out/$t ]] || return 1; done; }
+if built; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache"
 exec 9>"$cache/.gitops-tools.lock"
 flock 9
 # Another process may have built them while this one waited for the lock.
-if [[ -x $out/kstatus && -x $out/argocd-health ]]; then echo "$out"; exit 0; fi
+if built; then echo "$out"; exit 0; fi
 
-log "building kstatus and argocd-health from hack/gitops (first build only; 1-3 min on 2 cores)"
+log "building ${tools[*]} from hack/gitops (first build only; 2-4 min on 2 cores)"
 start=$SECONDS
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-(cd "$module" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/" ./cmd/kstatus ./cmd/argocd-health) ||
+(cd "$module" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/" "${tools[@]/#/./cmd/}") ||
   die "building the GitOps tools failed (see the go output above). Check that the Go module proxy is reachable."
 rm -rf "$out" && mv "$out.tmp" "$out"
 log "built them in $(( SECONDS - start )) s"

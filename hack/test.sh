@@ -12,7 +12,7 @@ trap cleanup EXIT
 echo "== building the test control plane (cached after the first run)"
 hack/build-tools.sh >/dev/null
 
-echo "== building the GitOps test tools (kstatus, Argo CD health runner; cached)"
+echo "== building the GitOps test tools (kstatus, Flux CEL, Argo CD health runner; cached)"
 hack/gitops-tools.sh >/dev/null
 
 echo "== building the Rust workspace"
