@@ -31,6 +31,14 @@ crds: ## regenerate crds/ and the chart's CRDs from the Rust types
 	$(CARGO) run --quiet -- crd > crds/actortokens.dev.yaml
 	cp crds/actortokens.dev.yaml charts/actor-token-operator/crds/actortokens.dev.yaml
 
+# The image's repository and tag; the tag is the crate version, the chart's appVersion.
+IMAGE ?= actor-token-operator
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: image
+image: ## build the container image IMAGE:<crate version> (default IMAGE=actor-token-operator; needs a Docker engine)
+	docker build -t $(IMAGE):$(VERSION) .
+
 .PHONY: demo
 demo: ## the whole story on a local control plane with the Clerk simulator, then clean up
 	@hack/demo.sh

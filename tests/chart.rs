@@ -1,4 +1,6 @@
-//! The Helm chart: it lints and renders what its values say, and what it installs is enough
+//! The Helm chart: it declares the crate's version and ships the CRDs; it lints and renders
+//! what its values say; its schema rejects a wrong value at `helm install` with a clear
+//! message; the API server accepts every object it renders; and what it installs is enough
 //! for the operator to work, for real: the operator binary runs as a local process with a
 //! token of the chart's ServiceAccount (the local control plane runs no Pods) and serves
 //! requests against the Clerk simulator, with no RBAC refusal in its log. And the
@@ -7,24 +9,35 @@
 mod support;
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
 };
 
 use actor_token_operator::api::{ActorTokenRequest, ClerkInstance, ClusterClerkInstance, Phase};
-use k8s_openapi::api::{core::v1::Secret, events::v1::Event};
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Secret, events::v1::Event};
 use kube::{
-    Api, Client,
+    Api, Client, Config,
     api::{DeleteParams, ListParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
 };
 use serde_json::{Value, json};
 use support::{
     Operator, OperatorOptions, TestNamespace, control_plane, eventually, install_crds, repo_root,
 };
 
+/// Whether the operator binary on this branch has the `--leader-election` flags the chart
+/// passes (they come with the leader-election work in src/runtime). When true, the test that
+/// installs the chart runs the operator with the Deployment's leader-election flags, so the
+/// chart's Lease rules are exercised; when false those flags are left out. The test fails,
+/// saying so, when this disagrees with the binary's `run --help`.
+const LEADER_ELECTION: bool = false;
+
 const RENDER_NAMESPACE: &str = "ato-system";
 const KEY: &str = "sk_test_chart_key";
+/// The chart's default Lease name (values.yaml `leaderElection.leaseName`).
+const LEASE: &str = "actor-token-operator";
 
 fn chart() -> PathBuf {
     repo_root().join("charts/actor-token-operator")
@@ -44,62 +57,192 @@ fn run(mut cmd: Command, what: &str) -> String {
     stdout
 }
 
-/// `helm template` of the chart as release `rel` in RENDER_NAMESPACE, one JSON value per object.
-fn render(values: &[&str]) -> Vec<Value> {
+/// `helm template` of the chart as release `release` in `namespace`, as YAML.
+fn render_yaml(release: &str, namespace: &str, values: &[String]) -> String {
     let mut cmd = control_plane().helm();
-    cmd.args(["template", "rel"])
+    cmd.args(["template", release])
         .arg(chart())
-        .args(["--namespace", RENDER_NAMESPACE])
+        .args(["--namespace", namespace])
         .args(values);
-    let yaml = run(cmd, "helm template");
-    serde_saphyr::from_multiple::<Value>(&yaml)
+    run(cmd, "helm template")
+}
+
+/// `helm template` of the chart as release `rel` in RENDER_NAMESPACE, one JSON value per object.
+fn render(values: &[String]) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(&render_yaml("rel", RENDER_NAMESPACE, values))
         .expect("helm template renders YAML")
         .into_iter()
         .filter(|doc| !doc.is_null())
         .collect()
 }
 
+fn args(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
+
+/// Every optional part switched on and the non-default RBAC mode: Roles in the `watch`
+/// namespaces only, a ServiceMonitor, a NetworkPolicy and a ClusterClerkInstance.
+fn non_default_values(watch: [&str; 2], instance: &str) -> Vec<String> {
+    args(&[
+        "--set-json",
+        &format!(r#"watchNamespaces=["{}","{}"]"#, watch[0], watch[1]),
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set-json",
+        r#"metrics.serviceMonitor.labels={"release":"prometheus"}"#,
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set-json",
+        r#"networkPolicy.apiServer.cidrs=["10.0.0.1/32"]"#,
+        "--set-json",
+        r#"networkPolicy.apiServer.ports=[6443]"#,
+        "--set-json",
+        r#"networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]"#,
+        "--set",
+        "clusterClerkInstance.create=true",
+        "--set",
+        &format!("clusterClerkInstance.name={instance}"),
+        "--set",
+        "clusterClerkInstance.secretKeyRef.name=clerk-key",
+        "--set-json",
+        r#"clusterClerkInstance.rateLimit={"requests":50,"period":"10s"}"#,
+        "--set",
+        "clusterClerkInstance.maxExpiresIn=1h",
+    ])
+}
+
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
-fn container_args(deployment: &Value) -> Vec<String> {
-    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+fn strings(value: &Value) -> Vec<String> {
+    value
         .as_array()
-        .expect("the container has args")
+        .unwrap_or_else(|| panic!("not a list: {value}"))
         .iter()
         .map(|a| a.as_str().unwrap().to_owned())
         .collect()
 }
 
-/// The resources a (Cluster)Role's rules name, e.g. "secrets", "actortokenrequests/status".
-fn resources(role: &Value) -> Vec<String> {
-    role["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| {
-            r["resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_owned())
-        })
-        .collect()
+fn container_args(deployment: &Value) -> Vec<String> {
+    strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+}
+
+/// A (Cluster)Role's rules as "group resource[names] verb" lines, sorted, for exact comparison.
+fn grants(role: &Value) -> BTreeSet<String> {
+    let mut lines = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let names = rule["resourceNames"]
+            .as_array()
+            .map(|_| format!("[{}]", strings(&rule["resourceNames"]).join(",")))
+            .unwrap_or_default();
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    lines.insert(format!("{group} {resource}{names} {verb}"));
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn lines(expected: &[&str]) -> BTreeSet<String> {
+    expected.iter().map(|l| l.to_string()).collect()
+}
+
+/// What the operator does to namespaced objects where it serves requests (see the code each
+/// rule names in templates/_helpers.tpl).
+const NAMESPACED_GRANTS: &[&str] = &[
+    "actortokens.dev actortokenrequests get",
+    "actortokens.dev actortokenrequests list",
+    "actortokens.dev actortokenrequests watch",
+    "actortokens.dev actortokenrequests patch",
+    "actortokens.dev actortokenrequests/status update",
+    "actortokens.dev actortokenrequests/finalizers update",
+    "actortokens.dev clerkinstances get",
+    "actortokens.dev clerkinstances list",
+    "actortokens.dev clerkinstances watch",
+    "actortokens.dev clerkinstances/status patch",
+    " secrets get",
+    " secrets list",
+    " secrets watch",
+    " secrets create",
+    " secrets update",
+    " secrets delete",
+    "events.k8s.io events create",
+    "events.k8s.io events patch",
+];
+const CLUSTER_GRANTS: &[&str] = &[
+    "actortokens.dev clusterclerkinstances get",
+    "actortokens.dev clusterclerkinstances list",
+    "actortokens.dev clusterclerkinstances watch",
+    "actortokens.dev clusterclerkinstances/status patch",
+];
+const LEASE_GRANTS: &[&str] = &[
+    "coordination.k8s.io leases[actor-token-operator] get",
+    "coordination.k8s.io leases[actor-token-operator] update",
+    "coordination.k8s.io leases create",
+];
+
+/// The Dockerfile's ENTRYPOINT, as a list.
+fn dockerfile_entrypoint() -> Vec<String> {
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    let line = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+        .expect("the Dockerfile has an ENTRYPOINT");
+    serde_json::from_str(line).expect("ENTRYPOINT in exec form")
+}
+
+#[test]
+fn the_chart_declares_the_crate_version_and_ships_the_crds() {
+    let chart_yaml = std::fs::read_to_string(chart().join("Chart.yaml")).unwrap();
+    let chart_yaml: Value = serde_saphyr::from_str(&chart_yaml).unwrap();
+    assert_eq!(chart_yaml["apiVersion"], "v2", "Helm 3 and 4 read API v2");
+    assert_eq!(
+        chart_yaml["appVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml's appVersion (the default image tag) must be Cargo.toml's version"
+    );
+
+    // The same CRD files as the top-level crds/ (tests/crds.rs checks their content against
+    // the Rust types).
+    let listing = |dir: &Path| -> Vec<(String, String)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    assert!(
+        listing(&repo_root().join("crds")) == listing(&chart().join("crds")),
+        "charts/actor-token-operator/crds/ differs from crds/: run `make crds`"
+    );
 }
 
 #[test]
 fn the_chart_lints_and_renders_the_values_given() {
-    let namespaced = ["--set-json", r#"watchNamespaces=["a","b"]"#];
-    for values in [&[][..], &namespaced[..]] {
+    let non_default = non_default_values(["a", "b"], "chart-render");
+    for values in [&[][..], &non_default[..]] {
         let mut cmd = control_plane().helm();
         cmd.args(["lint", "--strict"]).arg(chart()).args(values);
         let out = run(cmd, "helm lint");
         assert!(out.contains("0 chart(s) failed"), "{out}");
     }
 
-    // Default: all namespaces, cluster-wide RBAC.
-    let docs = render(&["--set", "concurrency=7", "--set", "logFormat=json"]);
+    // Default: all namespaces, cluster-wide RBAC, two replicas with leader election.
+    let docs = render(&args(&[
+        "--set",
+        "concurrency=7",
+        "--set",
+        "logFormat=json",
+    ]));
     let deployments = of_kind(&docs, "Deployment");
     assert_eq!(deployments.len(), 1);
     let deployment = deployments[0];
@@ -112,26 +255,37 @@ fn the_chart_lints_and_renders_the_values_given() {
             "--log-format=json",
             "--metrics-addr=0.0.0.0:8080",
             "--clerk-timeout-seconds=10",
+            "--leader-election",
+            "--leader-election-namespace=ato-system",
+            "--leader-election-lease=actor-token-operator",
+            "--leader-election-lease-seconds=15",
         ]
     );
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["replicas"], 2);
     assert_eq!(pod["serviceAccountName"], "rel-actor-token-operator");
     assert_eq!(container["image"], "actor-token-operator:0.1.0");
+    assert_eq!(
+        strings(&container["command"]),
+        dockerfile_entrypoint(),
+        "the Deployment runs the binary where the Dockerfile puts it"
+    );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["ports"][0]["containerPort"], 8080);
-    let pod_name = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "POD_NAME")
-        .expect("POD_NAME");
-    assert_eq!(
-        pod_name["valueFrom"]["fieldRef"]["fieldPath"],
-        "metadata.name"
-    );
+    let env = container["env"].as_array().unwrap();
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = env
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is set"));
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field);
+    }
     let security = &container["securityContext"];
     assert_eq!(security["runAsNonRoot"], true);
     assert_eq!(security["readOnlyRootFilesystem"], true);
@@ -140,83 +294,325 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
+        pod["securityContext"]["runAsUser"], 65532,
+        "the image's user"
+    );
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                container["resources"][kind][resource].is_string(),
+                "resources.{kind}.{resource} is set"
+            );
+        }
+    }
+    assert_eq!(
+        pod["topologySpreadConstraints"],
+        json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": { "matchLabels": selector },
+        }])
+    );
+    let budgets = of_kind(&docs, "PodDisruptionBudget");
+    assert_eq!(budgets.len(), 1);
+    assert_eq!(budgets[0]["spec"]["minAvailable"], 1);
+    assert_eq!(budgets[0]["spec"]["selector"]["matchLabels"], *selector);
+    assert_eq!(
         of_kind(&docs, "ServiceAccount")[0]["metadata"]["name"],
         "rel-actor-token-operator"
     );
-    assert_eq!(
-        of_kind(&docs, "Service")[0]["spec"]["ports"][0]["port"],
-        8080
-    );
-    assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    let service = of_kind(&docs, "Service")[0];
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(service["spec"]["selector"], *selector);
+    for kind in ["ServiceMonitor", "NetworkPolicy", "ClusterClerkInstance"] {
+        assert!(of_kind(&docs, kind).is_empty(), "no {kind} by default");
+    }
 
     let cluster_roles = of_kind(&docs, "ClusterRole");
     assert_eq!(cluster_roles.len(), 1);
-    let granted = resources(cluster_roles[0]);
-    for resource in [
-        "actortokenrequests",
-        "actortokenrequests/status",
-        "clerkinstances",
-        "clusterclerkinstances",
-        "secrets",
-        "events",
-    ] {
-        assert!(
-            granted.iter().any(|g| g == resource),
-            "the ClusterRole lacks {resource}: {granted:?}"
-        );
-    }
+    let mut expected = lines(CLUSTER_GRANTS);
+    expected.extend(lines(NAMESPACED_GRANTS));
+    assert_eq!(grants(cluster_roles[0]), expected);
     assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
-    assert!(of_kind(&docs, "Role").is_empty() && of_kind(&docs, "RoleBinding").is_empty());
+    // In the release namespace, the Lease only.
+    let roles = of_kind(&docs, "Role");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], RENDER_NAMESPACE);
+    assert_eq!(grants(roles[0]), lines(LEASE_GRANTS));
+    let bindings = of_kind(&docs, "RoleBinding");
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0]["roleRef"]["name"], roles[0]["metadata"]["name"]);
     assert!(
         !serde_json::to_string(&docs).unwrap().contains(r#""*""#),
         "no wildcard in any rule"
     );
 
-    // watchNamespaces: a Role per namespace, and only ClusterClerkInstances cluster-wide.
-    let docs = render(&namespaced);
+    // One replica: no budget (it would block every drain); no leader election: no flags and
+    // no Lease rules.
+    let docs = render(&args(&[
+        "--set",
+        "replicaCount=1",
+        "--set",
+        "leaderElection.enabled=false",
+    ]));
+    assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
+    assert!(
+        !container_args(of_kind(&docs, "Deployment")[0])
+            .iter()
+            .any(|a| a.starts_with("--leader-election"))
+    );
+    assert!(of_kind(&docs, "Role").is_empty());
+
+    // watchNamespaces: a Role per namespace, and only ClusterClerkInstances cluster-wide. And
+    // the optional parts.
+    let docs = render(&non_default);
     assert!(
         container_args(of_kind(&docs, "Deployment")[0]).contains(&"--namespaces=a,b".to_owned())
     );
     let cluster_roles = of_kind(&docs, "ClusterRole");
     assert_eq!(cluster_roles.len(), 1);
-    assert_eq!(
-        resources(cluster_roles[0]),
-        ["clusterclerkinstances", "clusterclerkinstances/status"]
-    );
-    let where_ = |kind: &str| -> Vec<(String, String)> {
+    assert_eq!(grants(cluster_roles[0]), lines(CLUSTER_GRANTS));
+    let by_place = |kind: &str| -> Vec<(String, String, BTreeSet<String>)> {
         let mut found: Vec<_> = of_kind(&docs, kind)
             .iter()
             .map(|r| {
                 (
                     r["metadata"]["namespace"].as_str().unwrap().to_owned(),
                     r["metadata"]["name"].as_str().unwrap().to_owned(),
+                    if kind == "Role" {
+                        grants(r)
+                    } else {
+                        BTreeSet::new()
+                    },
                 )
             })
             .collect();
         found.sort();
         found
     };
-    let expected: Vec<(String, String)> = [
-        ("a", "rel-actor-token-operator"),
-        (
-            "ato-system",
-            "rel-actor-token-operator-cluster-instance-keys",
-        ),
-        ("b", "rel-actor-token-operator"),
-    ]
-    .iter()
-    .map(|(n, r)| (n.to_string(), r.to_string()))
-    .collect();
-    assert_eq!(where_("Role"), expected);
-    assert_eq!(where_("RoleBinding"), expected);
-    let keys = of_kind(&docs, "Role")
-        .into_iter()
-        .find(|r| r["metadata"]["namespace"] == RENDER_NAMESPACE)
-        .unwrap();
+    let keys = lines(&[" secrets get"]);
+    let expected = |with_rules: bool| {
+        let rules = |r: BTreeSet<String>| if with_rules { r } else { BTreeSet::new() };
+        vec![
+            (
+                "a".to_owned(),
+                "rel-actor-token-operator".to_owned(),
+                rules(lines(NAMESPACED_GRANTS)),
+            ),
+            (
+                "ato-system".to_owned(),
+                "rel-actor-token-operator-cluster-instance-keys".to_owned(),
+                rules(keys.clone()),
+            ),
+            (
+                "ato-system".to_owned(),
+                "rel-actor-token-operator-leader-election".to_owned(),
+                rules(lines(LEASE_GRANTS)),
+            ),
+            (
+                "b".to_owned(),
+                "rel-actor-token-operator".to_owned(),
+                rules(lines(NAMESPACED_GRANTS)),
+            ),
+        ]
+    };
+    assert_eq!(by_place("Role"), expected(true));
+    assert_eq!(by_place("RoleBinding"), expected(false));
+
+    let monitors = of_kind(&docs, "ServiceMonitor");
+    assert_eq!(monitors.len(), 1);
+    let monitor = monitors[0];
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["selector"]["matchLabels"], *selector);
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+
+    let policies = of_kind(&docs, "NetworkPolicy");
+    assert_eq!(policies.len(), 1);
+    let policy = &policies[0]["spec"];
+    assert_eq!(policy["podSelector"]["matchLabels"], *selector);
+    assert_eq!(policy["policyTypes"], json!(["Ingress", "Egress"]));
     assert_eq!(
-        keys["rules"],
-        json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }])
+        policy["ingress"],
+        json!([{
+            "from": [{ "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "monitoring" } } }],
+            "ports": [{ "protocol": "TCP", "port": 8080 }],
+        }]),
+        "only scrapers, only to the metrics port"
     );
+    let egress = policy["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 3, "DNS, the API server, Clerk: {egress:?}");
+    assert_eq!(
+        egress[0]["ports"],
+        json!([{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }])
+    );
+    assert_eq!(
+        egress[1],
+        json!({ "to": [{ "ipBlock": { "cidr": "10.0.0.1/32" } }], "ports": [{ "protocol": "TCP", "port": 6443 }] })
+    );
+    assert_eq!(
+        egress[2]["ports"],
+        json!([{ "protocol": "TCP", "port": 443 }])
+    );
+
+    // No scrapers named: the policy admits no one.
+    let docs_closed = render(&args(&[
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set-json",
+        r#"networkPolicy.apiServer.cidrs=["10.0.0.1/32"]"#,
+    ]));
+    let closed = &of_kind(&docs_closed, "NetworkPolicy")[0]["spec"];
+    assert_eq!(closed["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(closed["ingress"], json!([]));
+
+    let instances = of_kind(&docs, "ClusterClerkInstance");
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0]["metadata"]["name"], "chart-render");
+    assert_eq!(
+        instances[0]["spec"],
+        json!({
+            "apiUrl": "https://api.clerk.com/v1",
+            "secretKeyRef": { "name": "clerk-key", "key": "secretKey" },
+            "rateLimit": { "requests": 50, "period": "10s" },
+            "maxExpiresIn": "1h",
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_value_fails_helm_install_with_a_clear_message() {
+    let client = control_plane().client().await;
+    let ns = TestNamespace::create(&client, "chart-values").await;
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "logFormat=yaml"],
+            "at '/logFormat': value must be one of 'text', 'json'",
+        ),
+        (
+            &["--set", "replicas=3"],
+            "additional properties 'replicas' not allowed",
+        ),
+        (
+            &["--set", "replicaCount=two"],
+            "at '/replicaCount': got string, want integer",
+        ),
+        (
+            &["--set", "image.pullPolicy=Sometimes"],
+            "at '/image/pullPolicy': value must be one of 'IfNotPresent', 'Always', 'Never'",
+        ),
+        (
+            &["--set-json", r#"watchNamespaces=["Not_A_Namespace"]"#],
+            "at '/watchNamespaces/0': 'Not_A_Namespace' does not match pattern",
+        ),
+        (
+            &["--set", "leaderElection.leaseSeconds=15"],
+            "at '/leaderElection': additional properties 'leaseSeconds' not allowed",
+        ),
+        (
+            &["--set", "networkPolicy.enabled=true"],
+            "networkPolicy.apiServer.cidrs is required when networkPolicy.enabled is true",
+        ),
+    ];
+    for (values, expected) in cases {
+        let out = control_plane()
+            .helm()
+            .args(["install", "wrong"])
+            .arg(chart())
+            .args(["--namespace", &ns.name])
+            .args(*values)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{values:?} was accepted");
+        assert!(
+            stderr.contains(expected),
+            "{values:?}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    // Helm keeps a Secret per release revision, whatever its state: none was made.
+    let releases = run(
+        {
+            let mut cmd = control_plane().kubectl();
+            cmd.args([
+                "get",
+                "secrets",
+                "-l",
+                "owner=helm",
+                "-o",
+                "name",
+                "-n",
+                &ns.name,
+            ]);
+            cmd
+        },
+        "kubectl get secrets",
+    );
+    assert_eq!(releases.trim(), "", "nothing was installed");
+}
+
+/// Registers the stand-in ServiceMonitor CRD (see the file) once per test binary.
+fn install_servicemonitor_crd() {
+    let crd = repo_root().join("tests/fixtures/servicemonitor-crd.yaml");
+    for (what, verb) in [
+        (
+            "apply",
+            &["apply", "--server-side", "--force-conflicts", "-f"][..],
+        ),
+        (
+            "wait",
+            &["wait", "--for=condition=Established", "--timeout=60s", "-f"][..],
+        ),
+    ] {
+        let mut cmd = control_plane().kubectl();
+        cmd.args(verb).arg(&crd);
+        run(cmd, &format!("kubectl {what} of the ServiceMonitor CRD"));
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_what_the_chart_renders() {
+    install_crds();
+    install_servicemonitor_crd();
+    let client = control_plane().client().await;
+    let release_ns = TestNamespace::create(&client, "chart-dry").await;
+    let watch_a = TestNamespace::create(&client, "chart-dry-a").await;
+    let watch_b = TestNamespace::create(&client, "chart-dry-b").await;
+    let suffix = release_ns.name.rsplit('-').next().unwrap();
+    let release = format!("dry-{suffix}");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, values) in [
+        ("default", vec![]),
+        (
+            "non-default",
+            non_default_values(
+                [&watch_a.name, &watch_b.name],
+                &format!("chart-dry-{suffix}"),
+            ),
+        ),
+    ] {
+        let yaml = render_yaml(&release, &release_ns.name, &values);
+        let objects = serde_saphyr::from_multiple::<Value>(&yaml)
+            .unwrap()
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .count();
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, &yaml).unwrap();
+        // kubectl validates fields strictly by default: an unknown field is an error too.
+        let mut cmd = control_plane().kubectl();
+        cmd.args(["apply", "--dry-run=server", "-f"]).arg(&file);
+        let out = run(
+            cmd,
+            &format!("kubectl apply --dry-run=server ({name} values)"),
+        );
+        assert_eq!(
+            out.matches("(server dry run)").count(),
+            objects,
+            "{name}: every object accepted:\n{out}"
+        );
+    }
 }
 
 /// Uninstalls a release when dropped.
@@ -237,66 +633,6 @@ impl Drop for Release {
                 "--ignore-not-found",
             ])
             .output();
-    }
-}
-
-/// Deletes a cluster-scoped object when dropped.
-struct ClusterObject {
-    resource: &'static str,
-    name: String,
-}
-
-impl Drop for ClusterObject {
-    fn drop(&mut self) {
-        let _ = control_plane()
-            .kubectl()
-            .args([
-                "delete",
-                self.resource,
-                &self.name,
-                "--ignore-not-found",
-                "--wait=false",
-            ])
-            .output();
-    }
-}
-
-/// If the test fails with requests still holding the operator's finalizer, lets them go, so
-/// their namespace can be deleted.
-struct ReleaseFinalizers {
-    namespace: String,
-}
-
-impl Drop for ReleaseFinalizers {
-    fn drop(&mut self) {
-        let Ok(out) = control_plane()
-            .kubectl()
-            .args([
-                "get",
-                "actortokenrequests",
-                "-n",
-                &self.namespace,
-                "-o",
-                "name",
-            ])
-            .output()
-        else {
-            return;
-        };
-        for name in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = control_plane()
-                .kubectl()
-                .args([
-                    "patch",
-                    name,
-                    "-n",
-                    &self.namespace,
-                    "--type=merge",
-                    "-p",
-                    r#"{"metadata":{"finalizers":null}}"#,
-                ])
-                .output();
-        }
     }
 }
 
@@ -340,8 +676,26 @@ fn token_kubeconfig(token: &str, dir: &Path) -> PathBuf {
     path
 }
 
+/// A client that is the ServiceAccount whose kubeconfig this is.
+async fn client_from(kubeconfig: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("a valid object")
+}
+
+/// Whether the operator binary accepts `--leader-election`.
+fn binary_has_leader_election() -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_actor-token-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run actor-token-operator run --help");
+    String::from_utf8_lossy(&out.stdout).contains("--leader-election")
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -354,6 +708,12 @@ enum Scope {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
+    assert_eq!(
+        binary_has_leader_election(),
+        LEADER_ELECTION,
+        "the operator binary {} --leader-election: set LEADER_ELECTION in tests/chart.rs to match",
+        if LEADER_ELECTION { "lacks" } else { "has" }
+    );
     install_crds();
     let client = control_plane().client().await;
     // One after the other: a cluster-wide operator would also serve the other scope's requests.
@@ -367,16 +727,33 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let release_ns = TestNamespace::create(client, "chart-rel").await;
     let request_ns = TestNamespace::create(client, "chart-req").await;
     let other_ns = TestNamespace::create(client, "chart-other").await;
-    let _finalizers = ReleaseFinalizers {
-        namespace: request_ns.name.clone(),
-    };
     let suffix = release_ns.name.rsplit('-').next().unwrap().to_owned();
 
-    // Install.
+    // Clerk, and the key Secrets the instances will name: a ClusterClerkInstance's in the
+    // release namespace, a ClerkInstance's beside it in the request namespace.
+    let sim = clerk_sim::start(clerk_sim::SimConfig {
+        secret_keys: vec![KEY.into()],
+        ..Default::default()
+    })
+    .await
+    .expect("start the Clerk simulator");
+    let key_secret = |name: &str| -> Secret {
+        object(json!({ "metadata": { "name": name }, "stringData": { "secretKey": KEY } }))
+    };
+    let pp = PostParams::default();
+    for ns in [&release_ns.name, &request_ns.name] {
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .create(&pp, &key_secret("clerk-key"))
+            .await
+            .unwrap();
+    }
+
+    // Install, with the chart's own ClusterClerkInstance.
     let release = Release {
         name: format!("ato-{suffix}"),
         namespace: release_ns.name.clone(),
     };
+    let cluster_instance = format!("chart-{suffix}");
     let service_account = format!("{}-actor-token-operator", release.name);
     let mut install = control_plane().helm();
     install
@@ -389,7 +766,20 @@ async fn install_and_serve(client: &Client, scope: Scope) {
             &format!(r#"watchNamespaces=["{}"]"#, request_ns.name),
         ]);
     }
-    install.args(["--set", "concurrency=2", "--set", "logFormat=json"]);
+    install.args([
+        "--set",
+        "concurrency=2",
+        "--set",
+        "logFormat=json",
+        "--set",
+        "clusterClerkInstance.create=true",
+        "--set",
+        &format!("clusterClerkInstance.name={cluster_instance}"),
+        "--set",
+        &format!("clusterClerkInstance.apiUrl={}", sim.api_url()),
+        "--set",
+        "clusterClerkInstance.secretKeyRef.name=clerk-key",
+    ]);
     run(install, "helm install");
 
     // The Deployment is stored (nothing runs it here); run what it would run, as its
@@ -421,6 +811,11 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         flag("cluster-instance-namespace").as_deref(),
         Some(release.namespace.as_str())
     );
+    assert_eq!(
+        flag("leader-election-namespace").as_deref(),
+        Some(release.namespace.as_str())
+    );
+    assert_eq!(flag("leader-election-lease").as_deref(), Some(LEASE));
     let namespaces = flag("namespaces");
     match scope {
         Scope::Namespaced => assert_eq!(namespaces.as_deref(), Some(request_ns.name.as_str())),
@@ -439,16 +834,23 @@ async fn install_and_serve(client: &Client, scope: Scope) {
                 ]
                 .iter()
                 .any(|p| a.starts_with(p))
+                && (LEADER_ELECTION || !a.starts_with("--leader-election"))
         })
         .collect();
-    assert_eq!(
-        extra_args,
-        [
-            "--concurrency=2",
-            "--log-format=json",
-            "--clerk-timeout-seconds=10"
-        ]
-    );
+    let mut expected = vec![
+        "--concurrency=2".to_owned(),
+        "--log-format=json".to_owned(),
+        "--clerk-timeout-seconds=10".to_owned(),
+    ];
+    if LEADER_ELECTION {
+        expected.extend([
+            "--leader-election".to_owned(),
+            format!("--leader-election-namespace={}", release.namespace),
+            format!("--leader-election-lease={LEASE}"),
+            "--leader-election-lease-seconds=15".to_owned(),
+        ]);
+    }
+    assert_eq!(extra_args, expected);
 
     let token = run(
         {
@@ -468,44 +870,7 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = token_kubeconfig(token.trim(), dir.path());
 
-    // Clerk, and instances of both kinds: a ClusterClerkInstance whose key is in the release
-    // namespace, and a ClerkInstance with its key beside it in the request namespace.
-    let sim = clerk_sim::start(clerk_sim::SimConfig {
-        secret_keys: vec![KEY.into()],
-        ..Default::default()
-    })
-    .await
-    .expect("start the Clerk simulator");
-    let key_secret = |name: &str| -> Secret {
-        object(json!({ "metadata": { "name": name }, "stringData": { "secretKey": KEY } }))
-    };
-    let pp = PostParams::default();
-    Api::<Secret>::namespaced(client.clone(), &release.namespace)
-        .create(&pp, &key_secret("clerk-key"))
-        .await
-        .unwrap();
-    Api::<Secret>::namespaced(client.clone(), &request_ns.name)
-        .create(&pp, &key_secret("clerk-key"))
-        .await
-        .unwrap();
-    let cluster_instance = ClusterObject {
-        resource: "clusterclerkinstances.actortokens.dev",
-        name: format!("chart-{suffix}"),
-    };
-    let spec = json!({ "apiUrl": sim.api_url(), "secretKeyRef": { "name": "clerk-key" } });
-    let cluster_instances = Api::<ClusterClerkInstance>::all(client.clone());
-    cluster_instances
-        .create(
-            &pp,
-            &object(json!({
-                "apiVersion": "actortokens.dev/v1alpha1",
-                "kind": "ClusterClerkInstance",
-                "metadata": { "name": cluster_instance.name },
-                "spec": spec,
-            })),
-        )
-        .await
-        .unwrap();
+    // A ClerkInstance in the request namespace (the ClusterClerkInstance is the chart's).
     let instances = Api::<ClerkInstance>::namespaced(client.clone(), &request_ns.name);
     instances
         .create(
@@ -514,7 +879,7 @@ async fn install_and_serve(client: &Client, scope: Scope) {
                 "apiVersion": "actortokens.dev/v1alpha1",
                 "kind": "ClerkInstance",
                 "metadata": { "name": "local" },
-                "spec": spec,
+                "spec": { "apiUrl": sim.api_url(), "secretKeyRef": { "name": "clerk-key" } },
             })),
         )
         .await
@@ -536,11 +901,12 @@ async fn install_and_serve(client: &Client, scope: Scope) {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     };
+    let cluster_instances = Api::<ClusterClerkInstance>::all(client.clone());
     eventually(
         Duration::from_secs(60),
-        "the ClusterClerkInstance to be Ready",
+        "the chart's ClusterClerkInstance to be Ready",
         || async {
-            let i = cluster_instances.get(&cluster_instance.name).await.ok()?;
+            let i = cluster_instances.get(&cluster_instance).await.ok()?;
             ready(&i.status?.conditions).then_some(())
         },
     )
@@ -561,7 +927,7 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         (
             "via-cluster-instance",
             "ClusterClerkInstance",
-            cluster_instance.name.as_str(),
+            cluster_instance.as_str(),
         ),
         ("via-instance", "ClerkInstance", "local"),
     ] {
@@ -602,6 +968,18 @@ async fn install_and_serve(client: &Client, scope: Scope) {
             .then_some(())
     })
     .await;
+    if LEADER_ELECTION {
+        // The operator holds the chart's Lease, in the release namespace.
+        let lease = Api::<Lease>::namespaced(client.clone(), &release.namespace)
+            .get(LEASE)
+            .await
+            .expect("the operator created the chart's Lease");
+        let holder = lease.spec.and_then(|s| s.holder_identity);
+        assert!(
+            holder.is_some_and(|h| !h.is_empty()),
+            "the Lease has a holder"
+        );
+    }
 
     // Deleting revokes and removes the finalizer (and the Secret).
     for name in ["via-cluster-instance", "via-instance"] {
@@ -665,6 +1043,17 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     ));
     assert!(can_i(&sa, "get", "secrets", rel));
     assert!(can_i(&sa, "create", "secrets", req));
+    // The Lease: its own, by name, in the release namespace only.
+    let lease = format!("leases.coordination.k8s.io/{LEASE}");
+    assert!(can_i(&sa, "update", &lease, rel));
+    assert!(!can_i(
+        &sa,
+        "update",
+        "leases.coordination.k8s.io/other",
+        rel
+    ));
+    assert!(!can_i(&sa, "list", "leases.coordination.k8s.io", rel));
+    assert!(!can_i(&sa, "create", "leases.coordination.k8s.io", req));
     match scope {
         Scope::Namespaced => {
             assert!(
@@ -675,16 +1064,27 @@ async fn install_and_serve(client: &Client, scope: Scope) {
                 !can_i(&sa, "create", "secrets", rel),
                 "key Secrets are only read"
             );
-            assert!(
-                !can_i(&sa, "get", "secrets", other),
-                "no Secret outside the watched namespaces"
-            );
             assert!(!can_i(
                 &sa,
                 "list",
                 "actortokenrequests.actortokens.dev",
                 other
             ));
+            // And for real: as the ServiceAccount, reading a Secret in a namespace it does not
+            // serve is refused.
+            Api::<Secret>::namespaced(client.clone(), &other_ns.name)
+                .create(&pp, &key_secret("not-yours"))
+                .await
+                .unwrap();
+            let as_operator = client_from(&kubeconfig).await;
+            let refused = Api::<Secret>::namespaced(as_operator, &other_ns.name)
+                .get("not-yours")
+                .await
+                .expect_err("the operator read a Secret outside its namespaces");
+            assert!(
+                matches!(&refused, kube::Error::Api(s) if s.is_forbidden()),
+                "expected 403 Forbidden, got {refused}"
+            );
         }
         // RBAC can't limit Secrets to the operator's label: all of them, in every namespace.
         Scope::ClusterWide => assert!(can_i(&sa, "get", "secrets", other)),
@@ -707,7 +1107,7 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         .kubectl()
         .args([
             "get",
-            "clusterrole,clusterrolebinding",
+            "clusterrole,clusterrolebinding,clusterclerkinstances.actortokens.dev",
             "-l",
             &format!("app.kubernetes.io/instance={}", release.name),
             "-o",

@@ -9,7 +9,7 @@ use actor_token_operator::api::{FINALIZER, Phase, SECRET_TYPE};
 use clerk_sim::TokenStatus;
 use kube::api::DeleteParams;
 use serde_json::json;
-use support::env::{Env, ready_condition, secret_text};
+use support::env::{Env, condition, ready_condition, secret_text};
 
 #[tokio::test]
 async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
@@ -125,10 +125,13 @@ async fn an_expired_link_is_revoked_and_its_secret_deleted() {
     assert!(env.secrets.get_opt("short").await.unwrap().is_some());
 
     let expired = env.wait_phase("short", Phase::Expired).await;
-    let ready = ready_condition(&expired).unwrap();
     assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "Expired")
+        condition(&expired, "Expired").map(|c| c.status),
+        Some("True".into())
+    );
+    assert!(
+        ready_condition(&expired).is_none(),
+        "a finished request has no Ready condition"
     );
     assert!(
         env.secrets.get_opt("short").await.unwrap().is_none(),
@@ -209,11 +212,15 @@ async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
 
     let revoked = env.wait_phase("support-2", Phase::Revoked).await;
     let status = revoked.status.as_ref().unwrap();
-    let ready = ready_condition(&revoked).unwrap();
+    let revoked_condition = condition(&revoked, "Revoked").unwrap();
     assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "SecretDeleted")
+        (
+            revoked_condition.status.as_str(),
+            revoked_condition.reason.as_str()
+        ),
+        ("True", "SecretDeleted")
     );
+    assert!(ready_condition(&revoked).is_none());
     assert!(status.revoked_at.is_some());
     assert_eq!(
         env.sim.token(&token_id).unwrap().status,

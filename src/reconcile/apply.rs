@@ -25,14 +25,14 @@ use tracing::{info, warn};
 
 use super::{
     Context, Error,
-    decide::{self, Action, may_give_up_revoking, plan_token},
+    decide::{Action, DeliveredToken, SecretState, may_give_up_revoking, plan_token},
     error::{is_already_exists, is_conflict, is_not_found},
-    secret::{Delivery, secret_for},
+    secret::{Delivery, secret_for, secret_state},
 };
 use crate::{
     api::{
         ActorTokenRequest, ActorTokenRequestStatus, FINALIZER, MANAGER, PendingRevoke, Phase,
-        conditions,
+        conditions::{self, Standing},
     },
     clerk::{ClerkClient, ClerkError, RevokeOutcome},
 };
@@ -60,9 +60,9 @@ pub async fn apply(
             fail_secret_conflict(request, None, ctx).await?;
             Ok(Next::Done(Requeue::await_change()))
         }
-        Action::MarkIssued => mark_issued(request, ctx).await,
+        Action::MarkIssued(delivered) => mark_issued(request, &delivered, ctx).await,
         Action::RevokeUndelivered { token_id } => set_aside(request, &token_id, ctx).await,
-        Action::RevokePending => revoke_pending(request, ctx).await,
+        Action::RevokePending => revoke_pending(request, secret, ctx).await,
         Action::Expire {
             token_id,
             delete_secret,
@@ -164,57 +164,65 @@ async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error
     let issued_at =
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
     let expires_at = issued_at + SignedDuration::from_secs(new_token.expires_in_seconds as i64);
-
-    // Record before delivering: from here on a restart finds the token's ID and revokes it.
-    let mut status = request.status.clone().unwrap_or_default();
-    status.phase = Some(Phase::Pending);
-    status.token_id = Some(token.id.clone());
-    status.secret_name = Some(request.secret_name());
-    status.issued_at = Some(Time(issued_at));
-    status.expires_at = Some(Time(expires_at));
-    status.revoked_at = None;
-    let recorded = match write_status(request, status, ctx).await {
-        Ok(recorded) => recorded,
-        Err(error) => {
-            // Someone recorded something else first (a second operator, or our view was
-            // stale), or the write failed: this token must not stay live unrecorded.
-            let cause = if is_conflict(&error) {
-                "lost-race"
-            } else {
-                "record-failed"
-            };
-            warn!(token_id = %token.id, cause, "token could not be recorded; revoking it");
-            revoke_unrecorded(request, &resolved.client, &token.id, expires_at, cause, ctx).await;
-            return if is_conflict(&error) {
-                refetch(request, ctx).await
-            } else {
-                Err(error.into())
-            };
-        }
+    let delivered = DeliveredToken {
+        token_id: token.id.clone(),
+        issued_at: Some(issued_at),
+        expires_at: Some(expires_at),
     };
-    info!(token_id = %token.id, "token recorded");
 
+    // The Secret is the token's durable record: from its create on, a restart finds the token
+    // there. Its name is the lock against a second operator minting for the same request.
     let delivery = Delivery {
         url: token.url.expose(),
         token: token.token.expose(),
         token_id: &token.id,
+        issued_at,
         expires_at,
     };
-    match deliver(&recorded, &delivery, ctx).await {
-        Ok(()) => {}
-        Err(Delivered::Conflict) => {
+    let unrecorded =
+        |cause| revoke_unrecorded(request, &resolved.client, &token.id, expires_at, cause, ctx);
+    match deliver(request, &delivery, ctx).await {
+        Delivered::Written => {}
+        Delivered::Conflict => {
             let revoked = revoke(&resolved.client, &token.id, "secret-conflict", ctx).await;
             let minted = revoked.map_err(|_| PendingRevoke {
                 token_id: token.id.clone(),
                 expires_at: Time(expires_at),
             });
-            fail_secret_conflict(&recorded, Some(minted), ctx).await?;
+            fail_secret_conflict(request, Some(minted), ctx).await?;
             return Ok(Next::Done(Requeue::await_change()));
         }
-        // The token stays recorded: the next reconcile revokes it and issues anew.
-        Err(Delivered::Failed(error)) => return Err(error),
+        Delivered::Twin => {
+            // Another operator delivered its token first: ours must not stay live.
+            warn!(token_id = %token.id, "another token was delivered first; revoking this one");
+            unrecorded("lost-race").await;
+            return refetch(request, ctx).await;
+        }
+        Delivered::Failed(error) => {
+            // The write may have happened all the same: only the Secret knows.
+            match secrets(request, ctx).get_opt(&request.secret_name()).await {
+                Ok(secret) => match secret_state(request, secret.as_ref()) {
+                    SecretState::Ours {
+                        delivered: Some(found),
+                    } if found.token_id == token.id => {}
+                    _ => {
+                        unrecorded("delivery-failed").await;
+                        set_waiting(request, &error, ctx).await;
+                        return Err(error);
+                    }
+                },
+                Err(read_error) => {
+                    // Can't tell: set it aside. Revoking it also deletes its Secret, if the
+                    // link did arrive, so no dead link is ever marked issued.
+                    warn!(token_id = %token.id, %read_error, "delivery unknown; setting the token aside");
+                    set_aside_unrevoked(request, &token.id, expires_at, ctx).await;
+                    return Err(error);
+                }
+            }
+        }
     }
-    mark_issued(&recorded, ctx).await
+    info!(token_id = %token.id, "token delivered");
+    mark_issued(request, &delivered, ctx).await
 }
 
 /// A create that didn't produce a token.
@@ -275,17 +283,17 @@ async fn create_failed(
 }
 
 enum Delivered {
+    Written,
+    /// The name is taken by a Secret that isn't this request's.
     Conflict,
+    /// This request's Secret already holds another token's link.
+    Twin,
     Failed(Error),
 }
 
-/// Writes the link's Secret: creates it, or replaces one this request wrote earlier. A Secret
-/// of anyone else's is left exactly as it is.
-async fn deliver(
-    request: &ActorTokenRequest,
-    delivery: &Delivery<'_>,
-    ctx: &Context,
-) -> Result<(), Delivered> {
+/// Writes the link's Secret: creates it, or replaces one of this request's that holds no
+/// token. A Secret of anyone else's is left exactly as it is, and so is one holding a token.
+async fn deliver(request: &ActorTokenRequest, delivery: &Delivery<'_>, ctx: &Context) -> Delivered {
     let secrets = secrets(request, ctx);
     let desired = secret_for(request, delivery);
     let name = request.secret_name();
@@ -300,55 +308,63 @@ async fn deliver(
         })
     };
     match secrets.create(&pp, &desired).await {
-        Ok(_) => return Ok(()),
+        Ok(_) => return Delivered::Written,
         Err(e) if is_already_exists(&e) => {}
-        Err(e) => return Err(failed(e)),
+        Err(e) => return failed(e),
     }
-    let existing = secrets.get_opt(&name).await.map_err(failed)?;
+    let existing = match secrets.get_opt(&name).await {
+        Ok(existing) => existing,
+        Err(e) => return failed(e),
+    };
     match existing {
-        Some(existing)
-            if matches!(
-                super::secret::secret_state(request, Some(&existing)),
-                decide::SecretState::Ours { .. }
-            ) =>
-        {
-            let mut replacement = desired;
-            replacement.metadata.resource_version = existing.metadata.resource_version;
-            secrets
-                .replace(&name, &pp, &replacement)
-                .await
-                .map(|_| ())
-                .map_err(failed)
-        }
-        Some(_) => Err(Delivered::Conflict),
+        Some(existing) => match secret_state(request, Some(&existing)) {
+            SecretState::Ours { delivered: None } => {
+                let mut replacement = desired;
+                replacement.metadata.resource_version = existing.metadata.resource_version;
+                match secrets.replace(&name, &pp, &replacement).await {
+                    Ok(_) => Delivered::Written,
+                    Err(e) => failed(e),
+                }
+            }
+            SecretState::Ours { delivered: Some(_) } => Delivered::Twin,
+            _ => Delivered::Conflict,
+        },
         // Deleted in between: try once more from the top on the next reconcile.
-        None => Err(failed(kube::Error::Api(Box::new(
+        None => failed(kube::Error::Api(Box::new(
             kube::core::Status::failure("Secret vanished while being written", "Conflict")
                 .with_code(409),
-        )))),
+        ))),
     }
 }
 
-async fn mark_issued(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+/// Records the delivered token and marks the request issued, in one status write.
+async fn mark_issued(
+    request: &ActorTokenRequest,
+    delivered: &DeliveredToken,
+    ctx: &Context,
+) -> Result<Next, Error> {
     let mut status = request.status.clone().unwrap_or_default();
+    let expires_at = delivered.expires_at.unwrap_or_else(latest_expiry);
     status.phase = Some(Phase::Issued);
-    let expires_at = status.expires_at.as_ref().map(|t| t.0);
+    status.token_id = Some(delivered.token_id.clone());
+    status.secret_name = Some(request.secret_name());
+    status.issued_at = delivered.issued_at.map(Time);
+    status.expires_at = Some(Time(expires_at));
+    status.revoked_at = None;
     let message = format!(
-        "The sign-in link is in Secret {}; it works until {}",
+        "The sign-in link is in Secret {}; it works until {expires_at}",
         request.secret_name(),
-        expires_at.map(|t| t.to_string()).unwrap_or_default()
     );
-    set_ready(&mut status, request, true, "Issued", &message);
+    show(&mut status, request, Standing::Issued { message: &message });
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
     ctx.metrics.tokens_issued.inc();
     publish(ctx, request, EventType::Normal, "Issued", "Issue", message).await;
-    let now = Timestamp::now();
-    Ok(Next::Done(match expires_at {
-        Some(at) => Requeue::requeue(until(at, now)),
-        None => Requeue::await_change(),
-    }))
+    Ok(Next::Done(Requeue::requeue(until(
+        expires_at,
+        Timestamp::now(),
+    ))))
 }
 
 /// Moves a recorded token whose link never reached a Secret to `pendingRevokes`, so that a
@@ -376,18 +392,33 @@ async fn set_aside(
     })
 }
 
-/// Revokes every token set aside; those Clerk can't be asked about now stay for the retry.
-async fn revoke_pending(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+/// Revokes every token set aside; those Clerk can't be asked about now stay for the retry. A
+/// revoked token whose link is in our Secret takes the Secret with it, so a dead link is never
+/// marked issued.
+async fn revoke_pending(
+    request: &ActorTokenRequest,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Next, Error> {
     let mut status = request.status.clone().unwrap_or_default();
     let mut failure = None;
+    let mut revoked = Vec::new();
     for pending in std::mem::take(&mut status.pending_revokes) {
         let dies = Some(pending.expires_at.0);
-        if let Err(error) =
-            revoke_or_give_up(request, &pending.token_id, dies, "set-aside", ctx).await
-        {
-            status.pending_revokes.push(pending);
-            failure = Some(error);
+        match revoke_or_give_up(request, &pending.token_id, dies, "set-aside", ctx).await {
+            Ok(()) => revoked.push(pending.token_id),
+            Err(error) => {
+                status.pending_revokes.push(pending);
+                failure = Some(error);
+            }
         }
+    }
+    if let SecretState::Ours {
+        delivered: Some(delivered),
+    } = secret_state(request, secret)
+        && revoked.contains(&delivered.token_id)
+    {
+        delete_secret(request, secret, ctx).await?;
     }
     if let Some(error) = failure {
         let status = waiting_status_of(status, request, &error);
@@ -400,6 +431,27 @@ async fn revoke_pending(request: &ActorTokenRequest, ctx: &Context) -> Result<Ne
         Ok(updated) => Next::Again(Box::new(updated)),
         Err(next) => next,
     })
+}
+
+/// Sets a token aside for revoking without trying to revoke it first: when it isn't known
+/// whether its link reached the Secret (`revoke_pending` deals with both cases).
+async fn set_aside_unrevoked(
+    request: &ActorTokenRequest,
+    token_id: &str,
+    expires_at: Timestamp,
+    ctx: &Context,
+) {
+    let pending = PendingRevoke {
+        token_id: token_id.to_owned(),
+        expires_at: Time(expires_at),
+    };
+    let set_aside = update_durably(request, ctx, |status| {
+        status.pending_revokes.push(pending.clone())
+    })
+    .await;
+    if let Err(e) = set_aside {
+        token_lost(request, token_id, &e.to_string(), expires_at, ctx).await;
+    }
 }
 
 /// A token that can't be this request's recorded one (a race lost, an unusable answer):
@@ -427,23 +479,32 @@ async fn revoke_unrecorded(
     match set_aside {
         Ok(_) => warn!(token_id, %error, "revoke failed; token set aside to revoke later"),
         Err(e) => {
-            // Nowhere to keep it: count it with the lost tokens.
-            ctx.metrics.tokens_lost.inc();
-            warn!(token_id, %error, record_error = %e, "revoke failed and could not be recorded; token lost");
-            let note = format!(
-                "Token {token_id} could not be revoked ({error}) nor recorded; it stays valid until {expires_at}."
-            );
-            publish(
-                ctx,
-                request,
-                EventType::Warning,
-                "TokenLost",
-                "Revoke",
-                note,
-            )
-            .await;
+            let why = format!("could not be revoked ({error}) nor recorded ({e})");
+            token_lost(request, token_id, &why, expires_at, ctx).await;
         }
     }
+}
+
+/// A token that is live and recorded nowhere: count it, say so, and let it expire.
+async fn token_lost(
+    request: &ActorTokenRequest,
+    token_id: &str,
+    why: &str,
+    expires_at: Timestamp,
+    ctx: &Context,
+) {
+    ctx.metrics.tokens_lost.inc();
+    warn!(token_id, why, "token lost");
+    let note = format!("Token {token_id} {why}; it stays valid until {expires_at}.");
+    publish(
+        ctx,
+        request,
+        EventType::Warning,
+        "TokenLost",
+        "Revoke",
+        note,
+    )
+    .await;
 }
 
 async fn expire(
@@ -462,9 +523,10 @@ async fn expire(
     delete_secret(request, secret, ctx).await?;
     let mut status = request.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Expired);
+    status.token_id = token_id.or(status.token_id);
     let message =
         "The sign-in link expired; its Secret was deleted. Create a new request for a new link.";
-    set_ready(&mut status, request, false, "Expired", message);
+    show(&mut status, request, Standing::Expired { message });
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
@@ -495,7 +557,14 @@ async fn revoke_for_deleted_secret(
         "Secret {} was deleted, so the token was revoked. Create a new request for a new link.",
         request.secret_name()
     );
-    set_ready(&mut status, request, false, "SecretDeleted", &message);
+    show(
+        &mut status,
+        request,
+        Standing::Revoked {
+            reason: "SecretDeleted",
+            message: &message,
+        },
+    );
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
@@ -665,7 +734,7 @@ async fn fail_secret_conflict(
 fn failed(request: &ActorTokenRequest, reason: &str, message: &str) -> ActorTokenRequestStatus {
     let mut status = request.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Failed);
-    set_ready(&mut status, request, false, reason, message);
+    show(&mut status, request, Standing::Failed { reason, message });
     status
 }
 
@@ -673,19 +742,26 @@ fn waiting_status(request: &ActorTokenRequest, error: &Error) -> ActorTokenReque
     waiting_status_of(request.status.clone().unwrap_or_default(), request, error)
 }
 
+/// Shows why a request is waiting. A finished request (a token set aside for revoking is all
+/// that is left to do) keeps showing how it finished: the retry is the operator's business.
 fn waiting_status_of(
     mut status: ActorTokenRequestStatus,
     request: &ActorTokenRequest,
     error: &Error,
 ) -> ActorTokenRequestStatus {
-    status.phase.get_or_insert(Phase::Pending);
-    set_ready(
-        &mut status,
-        request,
-        false,
-        error.reason(),
-        &error.to_string(),
-    );
+    let phase = *status.phase.get_or_insert(Phase::Pending);
+    if !phase.is_settled() {
+        let message = error.to_string();
+        let reason = error.reason();
+        show(
+            &mut status,
+            request,
+            Standing::Waiting {
+                reason,
+                message: &message,
+            },
+        );
+    }
     status
 }
 
@@ -698,22 +774,16 @@ async fn set_waiting(request: &ActorTokenRequest, error: &Error, ctx: &Context) 
     }
 }
 
-fn set_ready(
-    status: &mut ActorTokenRequestStatus,
-    request: &ActorTokenRequest,
-    ready: bool,
-    reason: &str,
-    message: &str,
-) {
-    status.observed_generation = request.metadata.generation;
-    let condition = conditions::ready(
-        ready,
-        reason,
-        message,
-        request.metadata.generation,
+/// Sets the conditions for `standing`, observed at the request's generation, in the same write.
+fn show(status: &mut ActorTokenRequestStatus, request: &ActorTokenRequest, standing: Standing<'_>) {
+    let generation = request.metadata.generation;
+    status.observed_generation = generation;
+    conditions::show(
+        &mut status.conditions,
+        standing,
+        generation,
         Timestamp::now(),
     );
-    conditions::set(&mut status.conditions, condition);
 }
 
 /// Replaces the status at the resourceVersion `request` was read at; no write at all when

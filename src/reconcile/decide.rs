@@ -20,12 +20,21 @@ use crate::{
 pub enum SecretState {
     Absent,
     /// Written by the operator for this very request (its controller ownerReference points at
-    /// the request's UID); `token_id` is the token whose link it holds.
+    /// the request's UID); `delivered` is the token whose link it holds.
     Ours {
-        token_id: Option<String>,
+        delivered: Option<DeliveredToken>,
     },
     /// Someone else's Secret: never overwritten, adopted or deleted.
     Foreign,
+}
+
+/// A token whose link reached the request's Secret. The Secret is the token's durable record:
+/// it is written before the status says `Issued`, so a restart in between finds it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveredToken {
+    pub token_id: String,
+    pub issued_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// The next step for a request.
@@ -37,17 +46,20 @@ pub enum Action {
     /// Add the finalizer first, so that no token is ever minted for an object that could
     /// vanish without its token being revoked.
     AddFinalizer,
-    /// Mint a token, record it, deliver its link in the Secret.
+    /// Mint a token and deliver its link in the Secret (which records it), then mark the
+    /// request issued.
     Issue,
     /// The request names a Secret that isn't ours: fail before minting anything.
     FailSecretConflict,
-    /// A token was recorded and its Secret written, but the phase was never set (the process
-    /// stopped in between): finish the job, the link is in the Secret.
-    MarkIssued,
-    /// A recorded token whose link never reached a Secret (the process stopped between the
-    /// record and the Secret write): set it aside for revoking (`status.pendingRevokes`), then
-    /// issue a new one. Set aside with a conditional write, not revoked outright: another
-    /// operator may be delivering it this very moment, and then its write wins, not ours.
+    /// A token's link is in the Secret but the status doesn't say so yet (the process stopped
+    /// in between, or a second operator delivered first): record it and mark the request
+    /// issued.
+    MarkIssued(DeliveredToken),
+    /// A token recorded in the status whose link is not in the Secret (left by an operator
+    /// version that recorded tokens before delivering them): set it aside for revoking
+    /// (`status.pendingRevokes`), then issue a new one. Set aside with a conditional write, not
+    /// revoked outright: another operator may be delivering it this very moment, and then its
+    /// write wins, not ours.
     RevokeUndelivered { token_id: String },
     /// Tokens set aside for revoking go first, whatever the phase.
     RevokePending,
@@ -73,6 +85,10 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
     let expires_at = status.expires_at.as_ref().map(|t| t.0);
     let expired = expires_at.is_some_and(|at| now >= at);
     let ours = matches!(secret, SecretState::Ours { .. });
+    let delivered = match secret {
+        SecretState::Ours { delivered } => delivered.as_ref(),
+        _ => None,
+    };
 
     let revokes_pending = !status.pending_revokes.is_empty();
 
@@ -85,10 +101,14 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
         }
         // Revoked, expired or failed requests have no live token. A pending or issued one
         // may, even past its expiry by our clock: revoking answers for sure, and if Clerk
-        // can't be reached by then, `may_give_up_revoking` lets go with a warning.
+        // can't be reached by then, `may_give_up_revoking` lets go with a warning. A pending
+        // request's token may be recorded in its Secret alone.
         let may_be_live = matches!(phase, Phase::Pending | Phase::Issued);
+        let recorded = status
+            .token_id
+            .or_else(|| delivered.map(|d| d.token_id.clone()));
         return Action::Finalize {
-            revoke: status.token_id.filter(|_| may_be_live),
+            revoke: recorded.filter(|_| may_be_live),
             delete_secret: ours,
         };
     }
@@ -108,26 +128,28 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
         Phase::Issued => Action::RevokeForDeletedSecret {
             token_id: status.token_id,
         },
-        Phase::Pending => match (status.token_id, secret) {
-            (
-                Some(recorded),
-                SecretState::Ours {
-                    token_id: Some(delivered),
-                },
-            ) if recorded == *delivered => {
-                if expired {
-                    Action::Expire {
-                        token_id: Some(recorded),
-                        delete_secret: true,
-                    }
-                } else {
-                    Action::MarkIssued
-                }
+        Phase::Pending => match (status.token_id, delivered) {
+            // The Secret is the record: finish what was started.
+            (None, Some(delivered)) => settle_delivered(delivered.clone(), now),
+            (Some(recorded), Some(delivered)) if recorded == delivered.token_id => {
+                settle_delivered(delivered.clone(), now)
             }
             (Some(recorded), _) => Action::RevokeUndelivered { token_id: recorded },
-            (None, SecretState::Foreign) => Action::FailSecretConflict,
-            (None, _) => Action::Issue,
+            (None, None) if matches!(secret, SecretState::Foreign) => Action::FailSecretConflict,
+            (None, None) => Action::Issue,
         },
+    }
+}
+
+/// A delivered token not yet marked issued: mark it, or if its time is already up, expire it.
+fn settle_delivered(delivered: DeliveredToken, now: Timestamp) -> Action {
+    if delivered.expires_at.is_some_and(|at| now >= at) {
+        Action::Expire {
+            token_id: Some(delivered.token_id),
+            delete_secret: true,
+        }
+    } else {
+        Action::MarkIssued(delivered)
     }
 }
 
@@ -250,9 +272,17 @@ mod tests {
         r
     }
 
+    fn delivered(token: &str, expires: i64) -> DeliveredToken {
+        DeliveredToken {
+            token_id: token.into(),
+            issued_at: Some(at(expires - 3600)),
+            expires_at: Some(at(expires)),
+        }
+    }
+
     fn ours(token: &str) -> SecretState {
         SecretState::Ours {
-            token_id: Some(token.into()),
+            delivered: Some(delivered(token, 600)),
         }
     }
 
@@ -294,11 +324,27 @@ mod tests {
     }
 
     #[test]
-    fn our_own_leftover_secret_does_not_block_issuing() {
-        let leftover = SecretState::Ours {
-            token_id: Some("act_old".into()),
-        };
-        assert_eq!(decide(&request(), &leftover, at(0)), Action::Issue);
+    fn a_secret_of_ours_holding_no_token_does_not_block_issuing() {
+        let empty = SecretState::Ours { delivered: None };
+        assert_eq!(decide(&request(), &empty, at(0)), Action::Issue);
+    }
+
+    #[test]
+    fn a_delivered_token_is_recorded_from_its_secret_not_minted_again() {
+        // The process stopped between the Secret's create and the status write, or a second
+        // operator delivered first: the Secret is the record.
+        assert_eq!(
+            decide(&request(), &ours("act_1"), at(0)),
+            Action::MarkIssued(delivered("act_1", 600))
+        );
+        // Its time may have run out meanwhile: expire it instead.
+        assert_eq!(
+            decide(&request(), &ours("act_1"), at(600)),
+            Action::Expire {
+                token_id: Some("act_1".into()),
+                delete_secret: true
+            }
+        );
     }
 
     #[test]
@@ -365,7 +411,10 @@ mod tests {
     #[test]
     fn a_recorded_token_whose_secret_was_written_is_marked_issued() {
         let r = with(Phase::Pending, Some("act_1"), Some(600));
-        assert_eq!(decide(&r, &ours("act_1"), at(0)), Action::MarkIssued);
+        assert_eq!(
+            decide(&r, &ours("act_1"), at(0)),
+            Action::MarkIssued(delivered("act_1", 600))
+        );
     }
 
     #[test]
@@ -427,6 +476,18 @@ mod tests {
             Action::Finalize {
                 revoke: None,
                 delete_secret: false
+            }
+        );
+    }
+
+    #[test]
+    fn deleting_revokes_a_token_recorded_in_the_secret_alone() {
+        let delivered_only = deleting(request());
+        assert_eq!(
+            decide(&delivered_only, &ours("act_1"), at(0)),
+            Action::Finalize {
+                revoke: Some("act_1".into()),
+                delete_secret: true
             }
         );
     }

@@ -10,7 +10,7 @@ use k8s_openapi::{
 };
 use kube::Resource;
 
-use super::decide::SecretState;
+use super::decide::{DeliveredToken, SecretState};
 use crate::api::{ActorTokenRequest, MANAGED_BY, MANAGED_BY_LABEL, SECRET_TYPE};
 
 /// Names the request a Secret belongs to, for people and for selecting.
@@ -22,6 +22,7 @@ pub struct Delivery<'a> {
     pub url: &'a str,
     pub token: &'a str,
     pub token_id: &'a str,
+    pub issued_at: Timestamp,
     pub expires_at: Timestamp,
 }
 
@@ -40,6 +41,7 @@ pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secre
         ("tokenId", delivery.token_id.to_owned()),
         ("userId", request.spec.user_id.clone()),
         ("actorId", request.spec.actor.sub.clone()),
+        ("issuedAt", delivery.issued_at.to_string()),
         ("expiresAt", delivery.expires_at.to_string()),
     ]
     .into_iter()
@@ -77,12 +79,20 @@ pub fn secret_state(request: &ActorTokenRequest, secret: Option<&Secret>) -> Sec
     if !owned {
         return SecretState::Foreign;
     }
-    let token_id = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("tokenId"))
-        .and_then(|b| String::from_utf8(b.0.clone()).ok());
-    SecretState::Ours { token_id }
+    let field = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    let time = |key: &str| field(key).and_then(|t| t.parse::<Timestamp>().ok());
+    let delivered = field("tokenId").map(|token_id| DeliveredToken {
+        token_id,
+        issued_at: time("issuedAt"),
+        expires_at: time("expiresAt"),
+    });
+    SecretState::Ours { delivered }
 }
 
 #[cfg(test)]
@@ -112,6 +122,7 @@ mod tests {
             url: "https://example/ticket",
             token: "tok",
             token_id: "act_1",
+            issued_at: Timestamp::from_second(1_799_996_400).unwrap(),
             expires_at: Timestamp::from_second(1_800_000_000).unwrap(),
         }
     }
@@ -129,6 +140,7 @@ mod tests {
         assert_eq!(get("tokenId"), "act_1");
         assert_eq!(get("userId"), "user_abc");
         assert_eq!(get("actorId"), "user_support");
+        assert_eq!(get("issuedAt"), "2027-01-15T07:00:00Z");
         assert_eq!(get("expiresAt"), "2027-01-15T08:00:00Z");
         let labels = secret.metadata.labels.as_ref().unwrap();
         assert_eq!(labels["team"], "support");
@@ -151,7 +163,11 @@ mod tests {
         assert_eq!(
             secret_state(&request, Some(&ours)),
             SecretState::Ours {
-                token_id: Some("act_1".into())
+                delivered: Some(DeliveredToken {
+                    token_id: "act_1".into(),
+                    issued_at: Some(Timestamp::from_second(1_799_996_400).unwrap()),
+                    expires_at: Some(Timestamp::from_second(1_800_000_000).unwrap()),
+                })
             }
         );
         assert_eq!(secret_state(&request, None), SecretState::Absent);

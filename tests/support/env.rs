@@ -217,8 +217,13 @@ impl Env {
 
 /// A request's Ready condition.
 pub fn ready_condition(request: &ActorTokenRequest) -> Option<Condition> {
+    condition(request, "Ready")
+}
+
+/// A request's condition of `type_`.
+pub fn condition(request: &ActorTokenRequest, type_: &str) -> Option<Condition> {
     let conditions = &request.status.as_ref()?.conditions;
-    conditions.iter().find(|c| c.type_ == "Ready").cloned()
+    conditions.iter().find(|c| c.type_ == type_).cloned()
 }
 
 pub fn merge(base: &mut Value, patch: Value) {

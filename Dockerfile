@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# The operator's image, as the Helm chart runs it:
+#   make image                                      # tags actor-token-operator:<version>
+#   docker build -t <repository>:<version> .        # the same, by hand
+# <version> is Cargo.toml's `version`, which is the chart's appVersion and so its default tag.
+
+# Build: the release binary, exactly the dependencies of Cargo.lock (--locked). Debian 12, so
+# the binary's glibc is the runtime image's.
+FROM docker.io/library/rust:1.95-bookworm AS build
+WORKDIR /build
+# The workspace: the operator, and the Clerk simulator's manifest and sources, which cargo needs
+# to load the workspace (it is not built). .dockerignore keeps everything else out.
+COPY Cargo.toml Cargo.lock ./
+COPY src/ src/
+COPY clerk-sim/ clerk-sim/
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/build/target \
+    cargo build --release --locked --bin actor-token-operator \
+ && install -D -m 0755 target/release/actor-token-operator /out/actor-token-operator
+
+# Run: glibc and libgcc, CA certificates (for Clerk's TLS), no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+# The Deployment's `command` names this path (tests/chart.rs checks that they agree).
+COPY --from=build /out/actor-token-operator /usr/local/bin/actor-token-operator
+# The distroless `nonroot` user; the chart runs as it too (runAsUser 65532).
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/actor-token-operator"]
+CMD ["run"]
