@@ -208,6 +208,13 @@ async fn every_phase_reads_right_in_kstatus_flux_and_argo_cd() {
     let by_flux = flux(&objects).unwrap_or_else(|e| panic!("Flux's CEL evaluation failed: {e}"));
     let by_argo = argo(&objects);
 
+    for (name, verdict) in &by_argo {
+        eprintln!(
+            "{name:>8}: kstatus {:<10} Flux CEL {:<10} Argo CD {} ({})",
+            by_kstatus[name].status, by_flux[name].status, verdict.status, verdict.message
+        );
+    }
+
     // The table: phase -> (kstatus and Flux, Argo CD).
     for (name, expected, argo_expected) in [
         ("pending", "InProgress", "Progressing"),
