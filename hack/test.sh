@@ -12,6 +12,9 @@ trap cleanup EXIT
 echo "== building the test control plane (cached after the first run)"
 hack/build-tools.sh >/dev/null
 
+echo "== building the GitOps test tools (kstatus, Flux CEL, Argo CD health runner; cached)"
+hack/gitops-tools.sh >/dev/null
+
 echo "== building the Rust workspace"
 cargo build --workspace --all-targets
 
