@@ -34,10 +34,33 @@ pub const MANAGER: &str = "actor-token-operator";
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
-        ActorTokenRequest::crd(),
+        with_unobserved_status(ActorTokenRequest::crd()),
         ClerkInstance::crd(),
         ClusterClerkInstance::crd(),
     ]
+}
+
+/// A request the operator hasn't seen yet reads back with `status.observedGeneration: 0`
+/// (a schema default), so GitOps health checks see a generation not yet observed, i.e. in
+/// progress. With no status at all, kstatus (Flux's health check) would call a just-applied
+/// request current while no operator has looked at it.
+fn with_unobserved_status(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        let status = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"));
+        if let Some(status) = status {
+            status.default = Some(
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
+                    serde_json::json!({ "observedGeneration": 0 }),
+                ),
+            );
+        }
+    }
+    crd
 }
 
 /// The CRDs as one multi-document YAML stream, as `actor-token-operator crd` prints it.
