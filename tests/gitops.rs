@@ -310,14 +310,21 @@ async fn every_phase_reads_right_in_kstatus_flux_and_argo_cd() {
         .await
         .unwrap();
     let fresh = live(&env, &unserved.name, "fresh").await;
-    assert_eq!(fresh["status"], json!({ "observedGeneration": 0 }), "{fresh:#}");
+    assert_eq!(
+        fresh["status"],
+        json!({ "observedGeneration": 0 }),
+        "{fresh:#}"
+    );
     let objects = [fresh];
     assert_eq!(kstatus(&objects)["fresh"].status, "InProgress");
     assert_eq!(flux(&objects).unwrap()["fresh"].status, "InProgress");
     let verdict = &argo(&objects)["fresh"];
     assert_eq!(
         (verdict.status.as_str(), verdict.message.as_str()),
-        ("Progressing", "waiting for the operator to observe generation 1")
+        (
+            "Progressing",
+            "waiting for the operator to observe generation 1"
+        )
     );
 
     env.assert_no_credential_leaked().await;

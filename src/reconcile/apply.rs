@@ -441,17 +441,26 @@ async fn set_aside_unrevoked(
     expires_at: Timestamp,
     ctx: &Context,
 ) {
+    if let Err(e) = record_pending_revoke(request, token_id, expires_at, ctx).await {
+        token_lost(request, token_id, &e.to_string(), expires_at, ctx).await;
+    }
+}
+
+/// Adds a token to `pendingRevokes`, on the freshest status, whoever else wrote it.
+async fn record_pending_revoke(
+    request: &ActorTokenRequest,
+    token_id: &str,
+    expires_at: Timestamp,
+    ctx: &Context,
+) -> Result<ActorTokenRequest, Error> {
     let pending = PendingRevoke {
         token_id: token_id.to_owned(),
         expires_at: Time(expires_at),
     };
-    let set_aside = update_durably(request, ctx, |status| {
+    update_durably(request, ctx, |status| {
         status.pending_revokes.push(pending.clone())
     })
-    .await;
-    if let Err(e) = set_aside {
-        token_lost(request, token_id, &e.to_string(), expires_at, ctx).await;
-    }
+    .await
 }
 
 /// A token that can't be this request's recorded one (a race lost, an unusable answer):
@@ -468,15 +477,7 @@ async fn revoke_unrecorded(
     let Err(error) = revoke(client, token_id, cause, ctx).await else {
         return;
     };
-    let pending = PendingRevoke {
-        token_id: token_id.to_owned(),
-        expires_at: Time(expires_at),
-    };
-    let set_aside = update_durably(request, ctx, |status| {
-        status.pending_revokes.push(pending.clone())
-    })
-    .await;
-    match set_aside {
+    match record_pending_revoke(request, token_id, expires_at, ctx).await {
         Ok(_) => warn!(token_id, %error, "revoke failed; token set aside to revoke later"),
         Err(e) => {
             let why = format!("could not be revoked ({error}) nor recorded ({e})");

@@ -88,23 +88,23 @@ if holds(revoked) then
   return hs
 end
 
+-- what .. sep .. expiresAt, or just what when the expiry is not recorded.
+local function at_expiry(what, sep)
+  if set(status.expiresAt) then
+    return what .. sep .. status.expiresAt
+  end
+  return what
+end
+
 if holds(expired) then
   hs.status = "Healthy"
-  if set(status.expiresAt) then
-    hs.message = "expired at " .. status.expiresAt
-  else
-    hs.message = "expired"
-  end
+  hs.message = at_expiry("expired", " at ")
   return hs
 end
 
 if holds(ready) then
   hs.status = "Healthy"
-  if set(status.expiresAt) then
-    hs.message = "issued; expires at " .. status.expiresAt
-  else
-    hs.message = "issued"
-  end
+  hs.message = at_expiry("issued", "; expires at ")
   return hs
 end
 
