@@ -37,6 +37,15 @@ use crate::{
     clerk::{ClerkClient, ClerkError, RevokeOutcome},
 };
 
+/// Where the request a decision was made on came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The watch cache: it may lag behind the API server, even behind our own last write.
+    Cached,
+    /// The API server, just now (our own write's answer, or a read).
+    Fresh,
+}
+
 /// After an action: stop here (and maybe look again later), or decide again on the object as
 /// it now is.
 pub enum Next {
@@ -47,6 +56,7 @@ pub enum Next {
 pub async fn apply(
     action: Action,
     request: &ActorTokenRequest,
+    view: View,
     secret: Option<&Secret>,
     ctx: &Context,
 ) -> Result<Next, Error> {
@@ -55,7 +65,7 @@ pub async fn apply(
         Action::Wait { until: Some(at) } => Ok(Next::Done(Requeue::requeue(until(at, now)))),
         Action::Wait { until: None } => Ok(Next::Done(Requeue::await_change())),
         Action::AddFinalizer => add_finalizer(request, ctx).await,
-        Action::Issue => issue(request, ctx).await,
+        Action::Issue => issue(request, view, ctx).await,
         Action::FailSecretConflict => {
             fail_secret_conflict(request, None, ctx).await?;
             Ok(Next::Done(Requeue::await_change()))
@@ -121,12 +131,15 @@ async fn set_finalizers(
         .await
 }
 
-async fn issue(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+async fn issue(request: &ActorTokenRequest, view: View, ctx: &Context) -> Result<Next, Error> {
     // The controller's cache can lag behind our own last write. A token minted on a stale view
-    // loses its race and must be revoked again; one read first is cheaper.
-    let fresh = api(request, ctx).get(&request.name_any()).await?;
-    if fresh.resource_version() != request.resource_version() {
-        return Ok(Next::Again(Box::new(fresh)));
+    // loses its race and must be revoked again; one read first is cheaper. A view just read
+    // or written needs none (the usual case: the finalizer was added a moment ago).
+    if view == View::Cached {
+        let fresh = api(request, ctx).get(&request.name_any()).await?;
+        if fresh.resource_version() != request.resource_version() {
+            return Ok(Next::Again(Box::new(fresh)));
+        }
     }
     let resolved = match ctx.instances.resolve(request).await {
         Ok(resolved) => resolved,

@@ -23,7 +23,7 @@ use kube::{
 use tracing::{Instrument, debug, warn};
 
 use self::{
-    apply::Next,
+    apply::{Next, View},
     decide::{Action, decide},
     instance::Instances,
 };
@@ -67,6 +67,9 @@ pub async fn reconcile(
     let started = Instant::now();
     let mut current = (*request).clone();
     let result = async {
+        // The first view comes from the watch cache; every later one from the API server
+        // itself (our own write's answer, or a read after a conflict).
+        let mut view = View::Cached;
         for _ in 0..MAX_STEPS {
             let secret = observe_secret(&current, &ctx).await?;
             let state = secret::secret_state(&current, secret.as_ref());
@@ -74,9 +77,12 @@ pub async fn reconcile(
             if !matches!(action, Action::Wait { .. }) {
                 debug!(?action, "acting");
             }
-            match apply::apply(action, &current, secret.as_ref(), &ctx).await? {
+            match apply::apply(action, &current, view, secret.as_ref(), &ctx).await? {
                 Next::Done(requeue) => return Ok(requeue),
-                Next::Again(updated) => current = *updated,
+                Next::Again(updated) => {
+                    current = *updated;
+                    view = View::Fresh;
+                }
             }
         }
         warn!("request kept changing under the operator; backing off");

@@ -6,11 +6,12 @@ use futures::{FutureExt, StreamExt, future::join_all};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
+    core::PartialObjectMeta,
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Config,
         events::{Recorder, Reporter},
-        reflector::{ObjectRef, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -80,7 +81,7 @@ pub async fn run(
         let (requests, secrets, instances) = match scope {
             Some(ns) => (
                 Api::<ActorTokenRequest>::namespaced(client.clone(), ns),
-                Api::<Secret>::namespaced(client.clone(), ns),
+                Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
                 Api::<ClerkInstance>::namespaced(client.clone(), ns),
             ),
             None => (
@@ -90,7 +91,20 @@ pub async fn run(
             ),
         };
         let ctx = ctx.clone();
-        let controller = Controller::new(requests, watcher::Config::default());
+        // The cache keeps requests without their managedFields, which the operator never
+        // reads and which are most of a settled request's size.
+        let (store, writer) = reflector::store();
+        let requests = watcher(requests, watcher::Config::default())
+            .default_backoff()
+            .modify(|request: &mut ActorTokenRequest| request.managed_fields_mut().clear())
+            .reflect(writer)
+            .applied_objects();
+        let controller = Controller::for_stream(requests, store);
+        // Only an owned Secret's metadata is needed to find its request: no link is held in
+        // memory, nor decoded on every Secret event.
+        let secrets = watcher(secrets, secrets_watch.clone())
+            .default_backoff()
+            .touched_objects();
         // A request waiting for its instance (missing, not ready, key refused) is retried
         // with backoff; a change to the instance wakes it at once instead.
         let (waiting_on_namespaced, waiting_on_cluster) = (controller.store(), controller.store());
@@ -98,7 +112,7 @@ pub async fn run(
         caches.push(filled(controller.store()));
         controllers.push(
             controller
-                .owns(secrets, secrets_watch.clone())
+                .owns_stream(secrets)
                 .watches(
                     instances.clone(),
                     watcher::Config::default(),
