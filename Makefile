@@ -26,6 +26,10 @@ envtest-stop: ## stop the local control plane and everything it started
 test: ## everything: unit, integration (control plane + Clerk simulator) and contract tests
 	@hack/test.sh
 
+.PHONY: bench
+bench: tools ## measure speed and cost at scale (a control plane of its own + Clerk simulator); writes tests/bench/results/
+	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
+
 .PHONY: crds
 crds: ## regenerate crds/ and the chart's CRDs from the Rust types
 	$(CARGO) run --quiet -- crd > crds/actortokens.dev.yaml

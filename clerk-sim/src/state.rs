@@ -52,6 +52,10 @@ pub struct SimToken {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: i64,
+    /// When the simulator revoked it: Unix **milliseconds** on its clock (`null` while not
+    /// revoked). Finer than the other times, so a benchmark can tell how long after expiry a
+    /// revoke came.
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// Counts of API calls received, per operation. See [`crate::Simulator::stats`].
@@ -122,6 +126,8 @@ pub(crate) struct Record {
     pub session_max_duration_in_seconds: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Set when a revoke succeeded.
+    pub revoked_ms: Option<i64>,
     /// Pending, Accepted or Revoked; Expired is worked out from the clock.
     pub stored: TokenStatus,
 }
@@ -153,6 +159,7 @@ impl Record {
             created_at: self.created_ms.div_euclid(1000),
             updated_at: self.updated_ms.div_euclid(1000),
             expires_at: self.expires_ms().div_euclid(1000),
+            revoked_at_ms: self.revoked_ms,
         }
     }
 }
