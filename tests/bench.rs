@@ -38,7 +38,8 @@ apiserver_request_total_other{verb="POST",resource="secrets"} 99
     assert_eq!(
         writes.into_iter().collect::<Vec<_>>(),
         vec![
-            ("create secrets".to_owned(), 9),
+            ("create secrets".to_owned(), 7),
+            ("create secrets [409]".to_owned(), 2),
             ("patch actortokenrequests".to_owned(), 1),
             ("update actortokenrequests/status".to_owned(), 3),
         ]
@@ -47,7 +48,11 @@ apiserver_request_total_other{verb="POST",resource="secrets"} 99
 
 #[test]
 fn write_deltas_leave_out_what_did_not_move_and_the_benchmarks_own() {
-    let before = [("create secrets".to_owned(), 5), ("create events".to_owned(), 1)].into();
+    let before = [
+        ("create secrets".to_owned(), 5),
+        ("create events".to_owned(), 1),
+    ]
+    .into();
     let after = [
         ("create secrets".to_owned(), 8),
         ("create events".to_owned(), 1),
@@ -64,10 +69,27 @@ fn write_deltas_leave_out_what_did_not_move_and_the_benchmarks_own() {
 }
 
 #[test]
+fn per_request_writes_leave_out_lease_renewals_and_optionally_events() {
+    let writes = [
+        ("create events".to_owned(), 10),
+        ("create secrets".to_owned(), 10),
+        ("update actortokenrequests/status".to_owned(), 10),
+        ("patch actortokenrequests [409]".to_owned(), 2),
+        ("update leases".to_owned(), 3),
+    ]
+    .into();
+    assert_eq!(apiserver::per_request(&writes), 32);
+    assert_eq!(apiserver::per_request_without_events(&writes), 22);
+}
+
+#[test]
 fn percentiles_are_nearest_rank() {
     let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
     let s = stats::summarize(&samples);
-    assert_eq!((s.count, s.p50, s.p90, s.p99, s.max), (100, 50.0, 90.0, 99.0, 100.0));
+    assert_eq!(
+        (s.count, s.p50, s.p90, s.p99, s.max),
+        (100, 50.0, 90.0, 99.0, 100.0)
+    );
     assert_eq!(stats::summarize(&[]).p99, 0.0);
     assert_eq!(stats::summarize(&[7.0]).p50, 7.0);
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use crate::support::control_plane;
 
 /// Write requests answered, by `"verb resource[/subresource]"` (verbs as kubectl names them:
-/// create, update, patch, delete, deletecollection, apply), whatever the answer's code.
+/// create, update, patch, delete, deletecollection, apply), with ` [CODE]` added for answers
+/// other than 2xx (a 409 is a write attempted and refused).
 pub type Writes = BTreeMap<String, u64>;
 
 /// Reads the API server's metrics now.
@@ -40,10 +41,19 @@ pub fn parse_writes(text: &str) -> Writes {
         };
         let resource = match labels.get("subresource").map(String::as_str) {
             Some("") | None => labels.get("resource").cloned().unwrap_or_default(),
-            Some(sub) => format!("{}/{sub}", labels.get("resource").cloned().unwrap_or_default()),
+            Some(sub) => format!(
+                "{}/{sub}",
+                labels.get("resource").cloned().unwrap_or_default()
+            ),
+        };
+        let code = labels.get("code").map(String::as_str).unwrap_or("");
+        let key = if code.starts_with('2') {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource} [{code}]")
         };
         let count = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
-        *writes.entry(format!("{verb} {resource}")).or_default() += count;
+        *writes.entry(key).or_default() += count;
     }
     writes
 }
@@ -112,11 +122,27 @@ pub fn total(writes: &Writes) -> u64 {
     writes.values().sum()
 }
 
-/// Writes to anything but Events.
-pub fn total_without_events(writes: &Writes) -> u64 {
+/// Writes that serve requests: everything but Leases, which kube-apiserver renews for itself
+/// every 10 s (and an operator with leader election every few seconds), whatever the load.
+pub fn per_request(writes: &Writes) -> u64 {
     writes
         .iter()
-        .filter(|(key, _)| !key.ends_with(" events"))
+        .filter(|(key, _)| resource_of(key) != "leases")
         .map(|(_, n)| n)
         .sum()
+}
+
+/// [`per_request`] less Events.
+pub fn per_request_without_events(writes: &Writes) -> u64 {
+    writes
+        .iter()
+        .filter(|(key, _)| !matches!(resource_of(key), "leases" | "events"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// `"patch actortokenrequests/status [409]"` → `"actortokenrequests"`.
+fn resource_of(key: &str) -> &str {
+    let resource = key.split(' ').nth(1).unwrap_or("");
+    resource.split('/').next().unwrap_or("")
 }

@@ -227,7 +227,12 @@ impl Recorder {
     }
 
     pub fn get(&self, key: &str) -> Seen {
-        self.seen.lock().unwrap().get(key).cloned().unwrap_or_default()
+        self.seen
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits until `done` holds for every key, or `timeout`; returns how many it held for.

@@ -28,6 +28,9 @@ pub struct Config {
     pub clerk_limit_requests: u32,
     pub clerk_limit_window_seconds: u64,
     pub clerk_latency_ms: u64,
+    /// More arguments for `actor-token-operator run` (`BENCH_OPERATOR_ARGS`, split at
+    /// whitespace), e.g. `--leader-election` as the chart sets it.
+    pub operator_args: Vec<String>,
     /// Where the figures go (`BENCH_RESULTS`, default `tests/bench/results`).
     #[serde(skip)]
     pub results_dir: PathBuf,
@@ -52,6 +55,11 @@ impl Config {
             clerk_limit_requests: 1000,
             clerk_limit_window_seconds: 10,
             clerk_latency_ms: 50,
+            operator_args: std::env::var("BENCH_OPERATOR_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
             results_dir: std::env::var_os("BENCH_RESULTS")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| crate::support::repo_root().join("tests/bench/results")),

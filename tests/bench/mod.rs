@@ -55,7 +55,9 @@ pub async fn run(config: Config) -> Results {
 
     // Clerk as the issue sets it up: a production instance's limit and 50 ms added latency.
     let clerk_faults = Faults {
-        latency: Some(Latency::fixed(Duration::from_millis(config.clerk_latency_ms))),
+        latency: Some(Latency::fixed(Duration::from_millis(
+            config.clerk_latency_ms,
+        ))),
         rate_limit: Some(RateLimit::per_key(
             config.clerk_limit_requests,
             Duration::from_secs(config.clerk_limit_window_seconds),
@@ -66,7 +68,10 @@ pub async fn run(config: Config) -> Results {
     let peer_sim = start_sim(PEER_KEY, clerk_faults).await;
     // Only for issuing the settled requests quickly (setup, not measured).
     let bulk_sim = start_sim(BULK_KEY, Faults::default()).await;
-    let limit = (config.clerk_limit_requests, config.clerk_limit_window_seconds);
+    let limit = (
+        config.clerk_limit_requests,
+        config.clerk_limit_window_seconds,
+    );
     cluster::create_instance(&client, OPERATOR_NS, "clerk", &sim.api_url(), KEY, limit).await;
     cluster::create_instance(
         &client,
@@ -79,7 +84,12 @@ pub async fn run(config: Config) -> Results {
     .await;
     let recorder = Recorder::start(&client).await;
 
-    let operator = OperatorProcess::start(OPERATOR_NS, config.concurrency, "burst");
+    let operator = OperatorProcess::start(
+        OPERATOR_NS,
+        config.concurrency,
+        &config.operator_args,
+        "burst",
+    );
     operator.wait_ready(Duration::from_secs(120)).await;
     wait_instance_ready(&client, "clerk").await;
     wait_instance_ready(&client, "bulk").await;
@@ -159,9 +169,11 @@ async fn wait_instance_ready(client: &Client, name: &str) {
         &format!("ClusterClerkInstance {name} Ready"),
         || async {
             let instance = api.get(name).await.ok()?;
-            let ready = instance.status?.conditions.into_iter().any(|c| {
-                c.type_ == "Ready" && c.status == "True"
-            });
+            let ready = instance
+                .status?
+                .conditions
+                .into_iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
             ready.then_some(())
         },
     )

@@ -21,9 +21,14 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    pub fn start(cluster_instance_namespace: &str, concurrency: u16, name: &str) -> Self {
+    pub fn start(
+        cluster_instance_namespace: &str,
+        concurrency: u16,
+        extra_args: &[String],
+        name: &str,
+    ) -> Self {
         let port = free_port();
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "run".into(),
             "--cluster-instance-namespace".into(),
             cluster_instance_namespace.into(),
@@ -32,6 +37,7 @@ impl OperatorProcess {
             "--metrics-addr".into(),
             format!("127.0.0.1:{port}"),
         ];
+        args.extend_from_slice(extra_args);
         let dir = repo_root().join("target/bench-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("operator-{name}.log"));

@@ -71,7 +71,8 @@ pub struct Burst {
     pub latency_from_object_timestamps_s: Summary,
     pub clerk: ClerkCalls,
     pub clerk_calls_per_request: f64,
-    /// Writes the operator made (the benchmark's own creates taken out), by verb and resource.
+    /// Writes the operator made (the benchmark's own creates taken out), by verb and resource;
+    /// Lease renewals are listed but not counted per request.
     pub writes: Writes,
     pub writes_per_issued: f64,
     pub writes_per_issued_without_events: f64,
@@ -105,7 +106,11 @@ pub async fn burst(
     let cpu = operator.cpu_seconds() - cpu_before;
     let (_, peak_rss) = operator.memory();
     let seen: Vec<_> = keys.iter().map(|k| (k, recorder.get(k))).collect();
-    let last = seen.iter().filter_map(|(_, s)| s.issued_ms).max().unwrap_or(start);
+    let last = seen
+        .iter()
+        .filter_map(|(_, s)| s.issued_ms)
+        .max()
+        .unwrap_or(start);
     let latency: Vec<f64> = seen
         .iter()
         .filter_map(|(k, s)| Some((s.issued_ms? - created[*k]) as f64))
@@ -135,8 +140,8 @@ pub async fn burst(
         latency_from_object_timestamps_s: summarize(&object_latencies(&objects)),
         clerk_calls_per_request: clerk.total() as f64 / config.requests.max(1) as f64,
         clerk,
-        writes_per_issued: apiserver::total(&writes) as f64 / issued.max(1) as f64,
-        writes_per_issued_without_events: apiserver::total_without_events(&writes) as f64
+        writes_per_issued: apiserver::per_request(&writes) as f64 / issued.max(1) as f64,
+        writes_per_issued_without_events: apiserver::per_request_without_events(&writes) as f64
             / issued.max(1) as f64,
         writes,
         operator_cpu_seconds: cpu,
@@ -157,7 +162,13 @@ fn object_latencies(objects: &[ActorTokenRequest]) -> Vec<f64> {
                 .conditions
                 .iter()
                 .find(|c| c.type_ == "Ready" && c.reason == "Issued")?;
-            Some(ready.last_transition_time.0.duration_since(created).as_secs_f64())
+            Some(
+                ready
+                    .last_transition_time
+                    .0
+                    .duration_since(created)
+                    .as_secs_f64(),
+            )
         })
         .collect()
 }
@@ -197,7 +208,8 @@ pub async fn restart(
         .len();
     let writes_before = apiserver::snapshot();
     let sims_before: Vec<Stats> = sims.iter().map(|s| s.stats()).collect();
-    let operator = OperatorProcess::start(operator_ns, config.concurrency, name);
+    let operator =
+        OperatorProcess::start(operator_ns, config.concurrency, &config.operator_args, name);
     let ready = operator.wait_ready(Duration::from_secs(120)).await;
     let reconciled = operator
         .wait_reconciled(in_cluster, Duration::from_secs(3), LONG)
@@ -306,6 +318,9 @@ pub struct PacedExpiry {
     pub latency_ms: Summary,
     /// The simulator's revoke time minus the request's `status.expiresAt`, ms.
     pub revoke_after_expiry_ms: Summary,
+    /// When the watch saw phase `Expired` minus `status.expiresAt`, ms: an upper bound on
+    /// the revoke's delay for every request, including those Clerk had already expired.
+    pub expired_phase_after_expiry_ms: Summary,
     /// Tokens revoked by the operator at expiry.
     pub revoked: usize,
     /// Tokens Clerk itself had already let expire when the operator's revoke came (the
@@ -368,6 +383,7 @@ pub async fn paced_expiry(
         .await;
     let objects = cluster::list_phase(client, "paced").await;
     let mut delays = Vec::new();
+    let mut phase_delays = Vec::new();
     let mut expired_first = 0;
     for request in &objects {
         let Some(status) = &request.status else {
@@ -376,6 +392,9 @@ pub async fn paced_expiry(
         let (Some(id), Some(expires_at)) = (&status.token_id, &status.expires_at) else {
             continue;
         };
+        if let Some(seen) = recorder.get(&cluster::key_of(request)).expired_ms {
+            phase_delays.push((seen - expires_at.0.as_millisecond()) as f64);
+        }
         match sim.token(id) {
             Some(t) if t.status == TokenStatus::Revoked => {
                 if let Some(at) = t.revoked_at_ms {
@@ -394,6 +413,7 @@ pub async fn paced_expiry(
         latency_ms: summarize(&latency),
         revoked: delays.len(),
         revoke_after_expiry_ms: summarize(&delays),
+        expired_phase_after_expiry_ms: summarize(&phase_delays),
         expired_before_revoke: expired_first,
         expired: objects
             .iter()
@@ -500,7 +520,12 @@ pub async fn settled(
     namespaces: &[String],
 ) -> (Settled, OperatorProcess) {
     operator.stop();
-    let setup = OperatorProcess::start(operator_ns, config.setup_concurrency, "settle");
+    let setup = OperatorProcess::start(
+        operator_ns,
+        config.setup_concurrency,
+        &config.operator_args,
+        "settle",
+    );
     setup.wait_ready(Duration::from_secs(120)).await;
     let requests = cluster::requests(config.settled, namespaces, "settled", "bulk", "24h");
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();

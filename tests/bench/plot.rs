@@ -10,13 +10,7 @@ pub fn issued_over_time(issued_s: &[f64], total: usize, bound_s: f64, title: &st
     let (left, right, top, bottom) = (70.0, 20.0, 40.0, 50.0);
     let mut times: Vec<f64> = issued_s.to_vec();
     times.sort_by(f64::total_cmp);
-    let t_max = times
-        .last()
-        .copied()
-        .unwrap_or(0.0)
-        .max(bound_s)
-        .max(1e-3)
-        * 1.05;
+    let t_max = times.last().copied().unwrap_or(0.0).max(bound_s).max(1e-3) * 1.05;
     let n_max = (total.max(1)) as f64;
     let x = |t: f64| left + (w - left - right) * t / t_max;
     let y = |n: f64| h - bottom - (h - top - bottom) * n / n_max;
@@ -85,12 +79,7 @@ pub fn issued_over_time(issued_s: &[f64], total: usize, bound_s: f64, title: &st
     // Cumulative Issued, as a step line.
     let mut path = format!("M{:.1} {:.1}", x(0.0), y(0.0));
     for (i, t) in times.iter().enumerate() {
-        let _ = write!(
-            path,
-            " H{:.1} V{:.1}",
-            x(*t),
-            y((i + 1) as f64)
-        );
+        let _ = write!(path, " H{:.1} V{:.1}", x(*t), y((i + 1) as f64));
     }
     let _ = writeln!(
         svg,
