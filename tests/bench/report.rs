@@ -87,9 +87,7 @@ fn spaced(unit: &str) -> String {
 }
 
 fn num(x: f64) -> String {
-    if x == x.trunc() && x.abs() < 1e9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 100.0 {
+    if x == x.trunc() || x.abs() >= 100.0 {
         format!("{x:.0}")
     } else if x.abs() >= 10.0 {
         format!("{x:.1}")
