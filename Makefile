@@ -27,9 +27,13 @@ test: ## everything: unit, integration (control plane + Clerk simulator) and con
 	@hack/test.sh
 
 .PHONY: chaos
-chaos: ## fault run: 500 requests, 20 operator SIGKILLs, an apiserver restart; report in bench/results/chaos/
-	env -u ENVTEST_DIR CHAOS_RESULTS_DIR=bench/results/chaos RUST_BACKTRACE=0 \
+chaos: ## fault run: 500 requests, 20 operator SIGKILLs, an apiserver restart; report in tests/chaos/results/
+	env -u ENVTEST_DIR CHAOS_RESULTS_DIR=tests/chaos/results RUST_BACKTRACE=0 \
 	  $(CARGO) test --test chaos -- --ignored --nocapture full_fault_run
+
+.PHONY: bench
+bench: tools ## measure speed and cost at scale (a control plane of its own + Clerk simulator); writes tests/bench/results/
+	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
 
 .PHONY: crds
 crds: ## regenerate crds/ and the chart's CRDs from the Rust types

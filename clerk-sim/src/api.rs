@@ -296,6 +296,7 @@ pub(crate) async fn create(State(sim): State<Arc<Shared>>, body: Bytes) -> Respo
         session_max_duration_in_seconds: params.session_max_duration_in_seconds,
         created_ms: now,
         updated_ms: now,
+        revoked_ms: None,
         stored: TokenStatus::Pending,
         answer_dropped: false,
     };
@@ -326,6 +327,7 @@ pub(crate) async fn revoke(State(sim): State<Arc<Shared>>, Path(id): Path<String
         TokenStatus::Pending => {
             record.stored = TokenStatus::Revoked;
             record.updated_ms = now;
+            record.revoked_ms = Some(now);
             json_response(StatusCode::OK, &actor_token_body(record, false))
         }
         status => error_response(

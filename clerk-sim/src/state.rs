@@ -58,6 +58,10 @@ pub struct SimToken {
     /// The token was made but its create answer was never sent (`drop_create_share`): no
     /// client can know its ID. Not part of Clerk's API.
     pub answer_dropped: bool,
+    /// When the simulator revoked it: Unix **milliseconds** on its clock (`null` while not
+    /// revoked). Finer than the other times, so a benchmark can tell how long after expiry a
+    /// revoke came.
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// Counts of API calls received, per operation. See [`crate::Simulator::stats`].
@@ -128,6 +132,8 @@ pub(crate) struct Record {
     pub session_max_duration_in_seconds: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Set when a revoke succeeded.
+    pub revoked_ms: Option<i64>,
     /// Pending, Accepted or Revoked; Expired is worked out from the clock.
     pub stored: TokenStatus,
     /// The create's connection was dropped before the answer went out.
@@ -163,6 +169,7 @@ impl Record {
             expires_at: self.expires_ms().div_euclid(1000),
             created_at_ms: self.created_ms,
             answer_dropped: self.answer_dropped,
+            revoked_at_ms: self.revoked_ms,
         }
     }
 }

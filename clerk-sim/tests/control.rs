@@ -12,7 +12,9 @@ async fn tokens_lists_every_token_with_status_and_expiry() {
     let sim = sim().await;
     let a = create(&sim, json!({"user_id": "user_a", "actor": {"sub": "user_x", "k": "v"}, "expires_in_seconds": 100})).await;
     let b = create_ok(&sim).await;
+    let before_revoke = unix_ms();
     revoke(&sim, b["id"].as_str().unwrap()).await;
+    let after_revoke = unix_ms();
     let list = sim_get(&sim, "/__sim/tokens").await;
     assert_eq!(list.status, 200);
     let list = list.body.as_array().unwrap().clone();
@@ -27,6 +29,13 @@ async fn tokens_lists_every_token_with_status_and_expiry() {
     );
     assert_eq!(list[0]["url"], a.body["url"]);
     assert_eq!(list[1]["status"], "revoked");
+    // The revoke time, in milliseconds, only on the revoked token.
+    assert!(list[0]["revoked_at_ms"].is_null());
+    let revoked_at = list[1]["revoked_at_ms"].as_i64().unwrap();
+    assert!(
+        (before_revoke..=after_revoke).contains(&revoked_at),
+        "{before_revoke} <= {revoked_at} <= {after_revoke}"
+    );
 
     sim.advance_clock(Duration::from_secs(100));
     let list = sim_get(&sim, "/__sim/tokens").await.body;
@@ -144,4 +153,11 @@ async fn control_surface_needs_no_auth_and_ignores_faults() {
     .await;
     assert_eq!(sim_get(&sim, "/__sim/tokens").await.status, 200);
     assert_eq!(sim_get(&sim, "/__sim/stats").await.status, 200);
+}
+
+fn unix_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(now.as_millis()).unwrap()
 }

@@ -347,6 +347,7 @@ mod tests {
             expires_at: created_ms / 1000 + 3600,
             created_at_ms: created_ms,
             answer_dropped: false,
+            revoked_at_ms: None,
         }
     }
 

@@ -1,0 +1,84 @@
+//! What the benchmark runs, from `BENCH_*` environment variables; the defaults are the
+//! numbers issue 5 asks for.
+
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Config {
+    /// ActorTokenRequests in the burst (`BENCH_REQUESTS`).
+    pub requests: usize,
+    /// Namespaces they are spread over (`BENCH_NAMESPACES`).
+    pub namespaces: usize,
+    /// Requests created at a steady pace below the rate limit, each expiring after
+    /// `expires_in_seconds` (`BENCH_EXPIRING`, `BENCH_EXPIRES_IN_SECONDS`).
+    pub expiring: usize,
+    pub expires_in_seconds: u64,
+    /// How many of them are created per second (`BENCH_PACED_PER_SECOND`).
+    pub paced_per_second: f64,
+    /// Settled requests (and their Secrets) for the footprint at rest (`BENCH_SETTLED`).
+    pub settled: usize,
+    /// Requests the peer script handles (`BENCH_PEER_REQUESTS`, default: `requests`).
+    pub peer_requests: usize,
+    /// The operator's `--concurrency`: the chart's default unless `BENCH_CONCURRENCY` says.
+    pub concurrency: u16,
+    /// `--concurrency` while the settled requests are being issued (setup only, not measured;
+    /// `BENCH_SETUP_CONCURRENCY`).
+    pub setup_concurrency: u16,
+    /// The simulated Clerk instance: its per-key limit and added latency.
+    pub clerk_limit_requests: u32,
+    pub clerk_limit_window_seconds: u64,
+    pub clerk_latency_ms: u64,
+    /// More arguments for `actor-token-operator run` (`BENCH_OPERATOR_ARGS`, split at
+    /// whitespace), e.g. `--leader-election` as the chart sets it.
+    pub operator_args: Vec<String>,
+    /// Where the figures go (`BENCH_RESULTS`, default `tests/bench/results`).
+    #[serde(skip)]
+    pub results_dir: PathBuf,
+}
+
+/// The chart's `concurrency` value (charts/actor-token-operator/values.yaml).
+pub const CHART_CONCURRENCY: u16 = 4;
+
+impl Config {
+    pub fn from_env() -> Config {
+        let requests = var("BENCH_REQUESTS", 1000);
+        Config {
+            requests,
+            namespaces: var("BENCH_NAMESPACES", 10).max(1),
+            expiring: var("BENCH_EXPIRING", 100),
+            expires_in_seconds: var("BENCH_EXPIRES_IN_SECONDS", 30),
+            paced_per_second: var("BENCH_PACED_PER_SECOND", 10.0),
+            settled: var("BENCH_SETTLED", 10_000),
+            peer_requests: var("BENCH_PEER_REQUESTS", requests),
+            concurrency: var("BENCH_CONCURRENCY", CHART_CONCURRENCY),
+            setup_concurrency: var("BENCH_SETUP_CONCURRENCY", 16),
+            clerk_limit_requests: 1000,
+            clerk_limit_window_seconds: 10,
+            clerk_latency_ms: 50,
+            operator_args: std::env::var("BENCH_OPERATOR_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            results_dir: std::env::var_os("BENCH_RESULTS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| crate::support::repo_root().join("tests/bench/results")),
+        }
+    }
+
+    /// The fastest `n` requests can be issued under the simulated Clerk's limit, in seconds:
+    /// one create per request at the limit's sustained rate.
+    pub fn rate_limit_bound_seconds(&self, n: usize) -> f64 {
+        n as f64 * self.clerk_limit_window_seconds as f64 / f64::from(self.clerk_limit_requests)
+    }
+}
+
+fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
