@@ -45,7 +45,7 @@ struct RunArgs {
     cluster_instance_namespace: String,
 
     /// How many requests are reconciled at once.
-    #[arg(long, env = "ATO_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "ATO_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
 
     /// Log format.

@@ -603,7 +603,6 @@ async fn finalize(
     if let Some(token_id) = &revoke {
         revoke_recorded(request, token_id, "deleted", ctx).await?;
     }
-    delete_secret(request, secret, ctx).await?;
     let finalizers = request
         .finalizers()
         .iter()
@@ -611,11 +610,18 @@ async fn finalize(
         .cloned()
         .collect();
     match set_finalizers(request, finalizers, ctx).await {
-        Ok(_) => Ok(Next::Done(Requeue::await_change())),
-        Err(e) if is_not_found(&e) => Ok(Next::Done(Requeue::await_change())),
-        Err(e) if is_conflict(&e) => refetch(request, ctx).await,
-        Err(e) => Err(e.into()),
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
+        Err(e) => return Err(e.into()),
     }
+    // The link is dead now; the Secret goes last, so that its delete event finds the request
+    // gone instead of waking a second finalize on a cached copy (a second revoke). Should this
+    // fail, Kubernetes' garbage collector deletes it with its owner all the same.
+    if let Err(error) = delete_secret(request, secret, ctx).await {
+        warn!(%error, "could not delete the Secret of a deleted request; its owner reference will");
+    }
+    Ok(Next::Done(Requeue::await_change()))
 }
 
 /// Revokes the request's recorded token (or gives up on it); while that fails, the request
