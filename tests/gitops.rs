@@ -407,4 +407,12 @@ fn the_argocd_cm_snippet_carries_the_shipped_script() {
             .is_none(),
         "the script needs no opt-in libraries"
     );
+    // The chart's README offers the same snippet (`helm show readme`).
+    let chart_readme =
+        std::fs::read_to_string(repo_root().join("charts/actor-token-operator/README.md")).unwrap();
+    let snippet = std::fs::read_to_string(repo_root().join(ARGO_CM)).unwrap();
+    assert!(
+        chart_readme.contains(&format!("```yaml\n{snippet}```")),
+        "charts/actor-token-operator/README.md must carry examples/gitops/argocd/argocd-cm.yaml unchanged"
+    );
 }

@@ -70,7 +70,14 @@ pub async fn apply(
             fail_secret_conflict(request, None, ctx).await?;
             Ok(Next::Done(Requeue::await_change()))
         }
-        Action::MarkIssued(delivered) => mark_issued(request, &delivered, ctx).await,
+        Action::MarkIssued(delivered) => {
+            // Most often the cache just lags behind our own `Issued` write: a read is cheaper
+            // than a write refused with a conflict.
+            if let Some(newer) = newer_than_cached(request, view, ctx).await? {
+                return Ok(newer);
+            }
+            mark_issued(request, &delivered, ctx).await
+        }
         Action::RevokeUndelivered { token_id } => set_aside(request, &token_id, ctx).await,
         Action::RevokePending => revoke_pending(request, secret, ctx).await,
         Action::Expire {
@@ -135,11 +142,8 @@ async fn issue(request: &ActorTokenRequest, view: View, ctx: &Context) -> Result
     // The controller's cache can lag behind our own last write. A token minted on a stale view
     // loses its race and must be revoked again; one read first is cheaper. A view just read
     // or written needs none (the usual case: the finalizer was added a moment ago).
-    if view == View::Cached {
-        let fresh = api(request, ctx).get(&request.name_any()).await?;
-        if fresh.resource_version() != request.resource_version() {
-            return Ok(Next::Again(Box::new(fresh)));
-        }
+    if let Some(newer) = newer_than_cached(request, view, ctx).await? {
+        return Ok(newer);
     }
     let resolved = match ctx.instances.resolve(request).await {
         Ok(resolved) => resolved,
@@ -860,6 +864,23 @@ fn recorded_expiry(request: &ActorTokenRequest) -> Option<Timestamp> {
 fn latest_expiry() -> Timestamp {
     Timestamp::now()
         + SignedDuration::try_from(crate::api::duration::MAX_DURATION).unwrap_or_default()
+}
+
+/// For a decision made on the watch cache: the request as the API server has it now, if that
+/// is not what the decision saw (decide again on it then).
+async fn newer_than_cached(
+    request: &ActorTokenRequest,
+    view: View,
+    ctx: &Context,
+) -> Result<Option<Next>, Error> {
+    if view == View::Fresh {
+        return Ok(None);
+    }
+    let Some(fresh) = api(request, ctx).get_opt(&request.name_any()).await? else {
+        return Ok(Some(Next::Done(Requeue::await_change())));
+    };
+    Ok((fresh.resource_version() != request.resource_version())
+        .then(|| Next::Again(Box::new(fresh))))
 }
 
 /// Writes the status; when someone changed the request first, gives back the step to take

@@ -37,7 +37,16 @@ pub struct Config {
 }
 
 /// The chart's `concurrency` value (charts/actor-token-operator/values.yaml).
-pub const CHART_CONCURRENCY: u16 = 4;
+fn chart_concurrency() -> u16 {
+    let path = crate::support::repo_root().join("charts/actor-token-operator/values.yaml");
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).expect("the chart's values.yaml"))
+            .expect("values.yaml is YAML");
+    values["concurrency"]
+        .as_u64()
+        .and_then(|c| u16::try_from(c).ok())
+        .expect("values.yaml sets concurrency")
+}
 
 impl Config {
     pub fn from_env() -> Config {
@@ -50,7 +59,7 @@ impl Config {
             paced_per_second: var("BENCH_PACED_PER_SECOND", 10.0),
             settled: var("BENCH_SETTLED", 10_000),
             peer_requests: var("BENCH_PEER_REQUESTS", requests),
-            concurrency: var("BENCH_CONCURRENCY", CHART_CONCURRENCY),
+            concurrency: var("BENCH_CONCURRENCY", chart_concurrency()),
             setup_concurrency: var("BENCH_SETUP_CONCURRENCY", 16),
             clerk_limit_requests: 1000,
             clerk_limit_window_seconds: 10,
