@@ -477,17 +477,7 @@ pub async fn peer(
         "the peer script failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut secrets = 0;
-    for ns in namespaces {
-        secrets += Api::<Secret>::namespaced(client.clone(), ns)
-            .list_metadata(&ListParams::default())
-            .await
-            .expect("list Secrets")
-            .items
-            .iter()
-            .filter(|s| s.name_any().starts_with("peer-"))
-            .count();
-    }
+    let secrets = count_secrets(client, namespaces, |name| name.starts_with("peer-")).await;
     Peer {
         requests: config.peer_requests,
         wall_seconds: wall,
@@ -536,15 +526,7 @@ pub async fn settled(
         .await;
     let setup_seconds = start.elapsed().as_secs_f64();
     assert_eq!(issued, keys.len(), "settled requests issued");
-    let mut secrets = 0;
-    for ns in namespaces {
-        secrets += Api::<Secret>::namespaced(client.clone(), ns)
-            .list_metadata(&ListParams::default())
-            .await
-            .expect("list Secrets")
-            .items
-            .len();
-    }
+    let secrets = count_secrets(client, namespaces, |_| true).await;
     let (restart, operator) = restart(config, client, sims, setup, operator_ns, "settled").await;
     (
         Settled {
@@ -556,4 +538,24 @@ pub async fn settled(
         },
         operator,
     )
+}
+
+/// The Secrets in `namespaces` whose name passes `pick`.
+async fn count_secrets(
+    client: &Client,
+    namespaces: &[String],
+    pick: impl Fn(&str) -> bool,
+) -> usize {
+    let mut count = 0;
+    for ns in namespaces {
+        count += Api::<Secret>::namespaced(client.clone(), ns)
+            .list_metadata(&ListParams::default())
+            .await
+            .expect("list Secrets")
+            .items
+            .iter()
+            .filter(|s| pick(&s.name_any()))
+            .count();
+    }
+    count
 }

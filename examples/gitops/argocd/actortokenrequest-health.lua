@@ -63,22 +63,17 @@ local stalled = condition(conditions, "Stalled")
 local expired = condition(conditions, "Expired")
 local revoked = condition(conditions, "Revoked")
 
+-- Why it waits or failed: Ready says it, else the condition itself.
 if holds(reconciling) then
-  if ready ~= nil then
-    hs.message = either(ready.message, ready.reason)
-  else
-    hs.message = either(reconciling.message, reconciling.reason)
-  end
+  local why = ready or reconciling
+  hs.message = either(why.message, why.reason)
   return hs
 end
 
 if holds(stalled) then
   hs.status = "Degraded"
-  if ready ~= nil then
-    hs.message = join(ready.reason, ready.message)
-  else
-    hs.message = join(stalled.reason, stalled.message)
-  end
+  local why = ready or stalled
+  hs.message = join(why.reason, why.message)
   return hs
 end
 
