@@ -56,7 +56,7 @@ pub struct OperationLabel {
 }
 
 pub struct Metrics {
-    /// Reconciles of requests, by result. Counted by the runtime, which sees the result.
+    /// Reconciles of requests, by result.
     pub reconciles: Family<ResultLabel, Counter>,
     pub reconcile_errors: Family<ReasonLabel, Counter>,
     pub reconcile_duration: Histogram,
@@ -166,13 +166,9 @@ impl Metrics {
         metrics
     }
 
-    /// Records how long a reconcile took (its result is counted by [`Metrics::reconciled`]).
-    pub fn observe_reconcile(&self, took: Duration) {
+    /// Counts a finished reconcile by its result, and how long it took.
+    pub fn observe_reconcile(&self, took: Duration, success: bool) {
         self.reconcile_duration.observe(took.as_secs_f64());
-    }
-
-    /// Counts a finished reconcile by its result.
-    pub fn reconciled(&self, success: bool) {
         let result = if success { "success" } else { "error" };
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
     }

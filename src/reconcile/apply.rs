@@ -25,7 +25,9 @@ use tracing::{info, warn};
 
 use super::{
     Context, Error,
-    decide::{Action, DeliveredToken, SecretState, may_give_up_revoking, plan_token},
+    decide::{
+        Action, DeliveredToken, SecretState, TokenToRevoke, may_give_up_revoking, plan_token,
+    },
     error::{is_already_exists, is_conflict, is_not_found},
     secret::{Delivery, secret_for, secret_state},
 };
@@ -92,8 +94,8 @@ pub async fn apply(
             )
             .await
         }
-        Action::RevokeForDeletedSecret { token_id } => {
-            revoke_for_deleted_secret(request, token_id, ctx).await
+        Action::RevokeForDeletedSecret { token } => {
+            revoke_for_deleted_secret(request, token, ctx).await
         }
         Action::Finalize {
             revoke,
@@ -562,11 +564,11 @@ async fn expire(
 
 async fn revoke_for_deleted_secret(
     request: &ActorTokenRequest,
-    token_id: Option<String>,
+    token: Option<TokenToRevoke>,
     ctx: &Context,
 ) -> Result<Next, Error> {
-    if let Some(token_id) = &token_id {
-        revoke_recorded(request, token_id, "secret-deleted", ctx).await?;
+    if let Some(token) = &token {
+        revoke_recorded(request, token, "secret-deleted", ctx).await?;
     }
     let mut status = request.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Revoked);
@@ -600,12 +602,12 @@ async fn revoke_for_deleted_secret(
 
 async fn finalize(
     request: &ActorTokenRequest,
-    revoke: Option<String>,
+    revoke: Option<TokenToRevoke>,
     secret: Option<&Secret>,
     ctx: &Context,
 ) -> Result<Next, Error> {
-    if let Some(token_id) = &revoke {
-        revoke_recorded(request, token_id, "deleted", ctx).await?;
+    if let Some(token) = &revoke {
+        revoke_recorded(request, token, "deleted", ctx).await?;
     }
     let finalizers = request
         .finalizers()
@@ -632,12 +634,11 @@ async fn finalize(
 /// shows why it waits.
 async fn revoke_recorded(
     request: &ActorTokenRequest,
-    token_id: &str,
+    token: &TokenToRevoke,
     cause: &'static str,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let expires_at = recorded_expiry(request);
-    let result = revoke_or_give_up(request, token_id, expires_at, cause, ctx).await;
+    let result = revoke_or_give_up(request, &token.token_id, token.expires_at, cause, ctx).await;
     if let Err(error) = &result {
         set_waiting(request, error, ctx).await;
     }
@@ -853,11 +854,6 @@ async fn update_durably(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// The recorded token's expiry.
-fn recorded_expiry(request: &ActorTokenRequest) -> Option<Timestamp> {
-    request.status.as_ref()?.expires_at.as_ref().map(|t| t.0)
 }
 
 /// The latest any token of ours can expire: when a token's own expiry is unknown.

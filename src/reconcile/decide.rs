@@ -70,13 +70,21 @@ pub enum Action {
     },
     /// Someone deleted the Secret of an issued request: revoke the token. A new link is a new
     /// request, so none is minted.
-    RevokeForDeletedSecret { token_id: Option<String> },
+    RevokeForDeletedSecret { token: Option<TokenToRevoke> },
     /// The request is being deleted: revoke its token if it may still be live, delete its
     /// Secret, and let the object go.
     Finalize {
-        revoke: Option<String>,
+        revoke: Option<TokenToRevoke>,
         delete_secret: bool,
     },
+}
+
+/// A token that may be live, and when it dies anyway (after which a revoke that keeps
+/// failing may be given up).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenToRevoke {
+    pub token_id: String,
+    pub expires_at: Option<Timestamp>,
 }
 
 pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp) -> Action {
@@ -104,9 +112,17 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
         // can't be reached by then, `may_give_up_revoking` lets go with a warning. A pending
         // request's token may be recorded in its Secret alone.
         let may_be_live = matches!(phase, Phase::Pending | Phase::Issued);
-        let recorded = status
-            .token_id
-            .or_else(|| delivered.map(|d| d.token_id.clone()));
+        let recorded = match (status.token_id, delivered) {
+            (Some(token_id), _) => Some(TokenToRevoke {
+                token_id,
+                expires_at,
+            }),
+            (None, Some(delivered)) => Some(TokenToRevoke {
+                token_id: delivered.token_id.clone(),
+                expires_at: delivered.expires_at,
+            }),
+            (None, None) => None,
+        };
         return Action::Finalize {
             revoke: recorded.filter(|_| may_be_live),
             delete_secret: ours,
@@ -126,7 +142,10 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
         },
         Phase::Issued if ours => Action::Wait { until: expires_at },
         Phase::Issued => Action::RevokeForDeletedSecret {
-            token_id: status.token_id,
+            token: status.token_id.map(|token_id| TokenToRevoke {
+                token_id,
+                expires_at,
+            }),
         },
         Phase::Pending => match (status.token_id, delivered) {
             // The Secret is the record: finish what was started.
@@ -280,6 +299,13 @@ mod tests {
         }
     }
 
+    fn revoking(token: &str, expires: i64) -> Option<TokenToRevoke> {
+        Some(TokenToRevoke {
+            token_id: token.into(),
+            expires_at: Some(at(expires)),
+        })
+    }
+
     fn ours(token: &str) -> SecretState {
         SecretState::Ours {
             delivered: Some(delivered(token, 600)),
@@ -396,14 +422,14 @@ mod tests {
         assert_eq!(
             decide(&r, &SecretState::Absent, at(0)),
             Action::RevokeForDeletedSecret {
-                token_id: Some("act_1".into())
+                token: revoking("act_1", 600)
             }
         );
         // Replaced by someone else's Secret: ours is gone just the same.
         assert_eq!(
             decide(&r, &SecretState::Foreign, at(0)),
             Action::RevokeForDeletedSecret {
-                token_id: Some("act_1".into())
+                token: revoking("act_1", 600)
             }
         );
     }
@@ -434,7 +460,7 @@ mod tests {
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
             Action::Finalize {
-                revoke: Some("act_1".into()),
+                revoke: revoking("act_1", 600),
                 delete_secret: true
             }
         );
@@ -442,7 +468,7 @@ mod tests {
         assert_eq!(
             decide(&pending, &SecretState::Absent, at(0)),
             Action::Finalize {
-                revoke: Some("act_1".into()),
+                revoke: revoking("act_1", 600),
                 delete_secret: false
             }
         );
@@ -455,7 +481,7 @@ mod tests {
         assert_eq!(
             decide(&expired, &SecretState::Foreign, at(0)),
             Action::Finalize {
-                revoke: Some("act_1".into()),
+                revoke: revoking("act_1", -1),
                 delete_secret: false
             }
         );
@@ -482,11 +508,13 @@ mod tests {
 
     #[test]
     fn deleting_revokes_a_token_recorded_in_the_secret_alone() {
+        // Its expiry comes from the Secret too: past it, a revoke that keeps failing may be
+        // given up, so the finalizer can't hold the request for ever.
         let delivered_only = deleting(request());
         assert_eq!(
             decide(&delivered_only, &ours("act_1"), at(0)),
             Action::Finalize {
-                revoke: Some("act_1".into()),
+                revoke: revoking("act_1", 600),
                 delete_secret: true
             }
         );

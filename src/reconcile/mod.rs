@@ -93,7 +93,8 @@ pub async fn reconcile(
         request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any())
     ))
     .await;
-    ctx.metrics.observe_reconcile(started.elapsed());
+    ctx.metrics
+        .observe_reconcile(started.elapsed(), result.is_ok());
     if result.is_ok() {
         ctx.failures
             .lock()

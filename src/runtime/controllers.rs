@@ -139,7 +139,7 @@ pub async fn run(
                 )
                 .with_config(Config::default().concurrency(settings.concurrency))
                 .graceful_shutdown_on(shutdown.clone().requested())
-                .run(counted_reconcile, reconcile::error_policy, ctx)
+                .run(reconcile::reconcile, reconcile::error_policy, ctx)
                 .for_each(|_| async {})
                 .boxed(),
         );
@@ -195,16 +195,6 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
     async move { store.wait_until_ready().await.is_ok() }.boxed()
-}
-
-/// Reconciles and counts the result.
-async fn counted_reconcile(
-    request: Arc<ActorTokenRequest>,
-    ctx: Arc<Context>,
-) -> Result<kube::runtime::controller::Action, reconcile::Error> {
-    let result = reconcile::reconcile(request, ctx.clone()).await;
-    ctx.metrics.reconciled(result.is_ok());
-    result
 }
 
 /// The requests in `store` that wait on this instance.
