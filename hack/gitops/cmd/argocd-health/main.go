@@ -40,18 +40,6 @@ import (
 	"actor-token-operator/hack/gitops/internal/objects"
 )
 
-type health struct {
-	Status  string `json:"status"`
-	Message string `json:"message"`
-}
-
-type line struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	health
-}
-
 // A script and whether Argo CD would run it with the standard libraries open.
 type script struct {
 	source      string
@@ -64,57 +52,40 @@ func main() {
 	configMap := flag.String("argocd-cm", "", "an argocd-cm ConfigMap (YAML) to take the scripts from")
 	flag.Parse()
 	if (*scriptPath == "") == (*configMap == "") {
-		fail(2, "give exactly one of -script and -argocd-cm")
+		objects.Fail(tool, 2, "give exactly one of -script and -argocd-cm")
 	}
 
 	lookup := func(*unstructured.Unstructured) (script, error) { return script{}, nil }
 	if *scriptPath != "" {
 		src, err := os.ReadFile(*scriptPath)
 		if err != nil {
-			fail(2, "%v", err)
+			objects.Fail(tool, 2, "%v", err)
 		}
 		s := script{source: string(src), useOpenLibs: *useOpenLibs}
 		lookup = func(*unstructured.Unstructured) (script, error) { return s, nil }
 	} else {
 		data, err := readConfigMap(*configMap)
 		if err != nil {
-			fail(2, "%s: %v", *configMap, err)
+			objects.Fail(tool, 2, "%s: %v", *configMap, err)
 		}
 		lookup = func(obj *unstructured.Unstructured) (script, error) { return scriptFor(data, obj) }
 	}
 
-	objs, err := objects.Read(flag.Args())
-	if err != nil {
-		fail(2, "reading objects: %v", err)
-	}
-	out := json.NewEncoder(os.Stdout)
-	failed := false
-	for _, obj := range objs {
+	objects.Judge(tool, flag.Args(), func(obj *unstructured.Unstructured) (objects.Verdict, error) {
 		s, err := lookup(obj)
-		if err == nil {
-			var h *health
-			h, err = run(obj, s)
-			if err == nil {
-				// No table (nil) means "no opinion": Argo CD falls back to its default.
-				if h == nil {
-					h = &health{}
-				}
-				_ = out.Encode(line{Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName(), health: *h})
-				continue
-			}
+		if err != nil {
+			return objects.Verdict{}, err
 		}
-		fmt.Fprintf(os.Stderr, "argocd-health: %s %s/%s: %v\n", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
-		failed = true
-	}
-	if failed {
-		os.Exit(1)
-	}
+		h, err := run(obj, s)
+		if err != nil || h == nil {
+			// No table (nil) means "no opinion": Argo CD falls back to its default.
+			return objects.Verdict{}, err
+		}
+		return *h, nil
+	})
 }
 
-func fail(code int, format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "argocd-health: "+format+"\n", args...)
-	os.Exit(code)
-}
+const tool = "argocd-health"
 
 func readConfigMap(path string) (map[string]string, error) {
 	raw, err := os.ReadFile(path)
@@ -164,7 +135,7 @@ var validStatuses = map[string]bool{
 }
 
 // run executes the script on obj and returns its verdict (nil if it returned nil).
-func run(obj *unstructured.Unstructured, s script) (*health, error) {
+func run(obj *unstructured.Unstructured, s script) (*objects.Verdict, error) {
 	L := lua.NewState(lua.Options{SkipOpenLibs: !s.useOpenLibs})
 	defer L.Close()
 	for _, lib := range []struct {
@@ -212,17 +183,17 @@ func run(obj *unstructured.Unstructured, s script) (*health, error) {
 	if err != nil {
 		return nil, err
 	}
-	var h health
+	var h objects.Verdict
 	if err := json.Unmarshal(encoded, &h); err != nil {
 		// An empty table encodes as [], which Argo CD reads as an empty status.
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Value == "array" {
-			return &health{}, nil
+			return &objects.Verdict{}, nil
 		}
 		return nil, err
 	}
 	if !validStatuses[h.Status] {
-		return &health{Status: "Unknown", Message: "Lua returned an invalid health status"}, nil
+		return &objects.Verdict{Status: "Unknown", Message: "Lua returned an invalid health status"}, nil
 	}
 	return &h, nil
 }

@@ -3,7 +3,7 @@
 // kustomize-controller runs), and prints the kstatus status it yields: one JSON object per
 // line,
 //
-//	{"kind":"…","namespace":"…","name":"…","status":"Current"}
+//	{"kind":"…","namespace":"…","name":"…","status":"Current","message":""}
 //
 // Usage: flux-health -kustomization KUSTOMIZATION.yaml [OBJECTS…]
 package main
@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 
 	"github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/runtime/cel"
@@ -22,53 +21,30 @@ import (
 	"actor-token-operator/hack/gitops/internal/objects"
 )
 
-type line struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	Status    string `json:"status"`
-}
-
 func main() {
 	path := flag.String("kustomization", "", "a Flux Kustomization (YAML) whose spec.healthCheckExprs to use")
 	flag.Parse()
 	if *path == "" {
-		fail(2, "-kustomization is required")
+		objects.Fail(tool, 2, "-kustomization is required")
 	}
 	evaluators, err := readEvaluators(*path)
 	if err != nil {
-		fail(2, "%s: %v", *path, err)
+		objects.Fail(tool, 2, "%s: %v", *path, err)
 	}
-	objs, err := objects.Read(flag.Args())
-	if err != nil {
-		fail(2, "reading objects: %v", err)
-	}
-	out := json.NewEncoder(os.Stdout)
-	failed := false
-	for _, obj := range objs {
+	objects.Judge(tool, flag.Args(), func(obj *unstructured.Unstructured) (objects.Verdict, error) {
 		evaluator, ok := evaluators[obj.GetAPIVersion()+"/"+obj.GetKind()]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "flux-health: no healthCheckExprs for %s %s\n", obj.GetAPIVersion(), obj.GetKind())
-			failed = true
-			continue
+			return objects.Verdict{}, fmt.Errorf("no healthCheckExprs for %s %s", obj.GetAPIVersion(), obj.GetKind())
 		}
 		res, err := evaluator.Evaluate(context.Background(), obj)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "flux-health: %s %s/%s: %v\n", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
-			failed = true
-			continue
+			return objects.Verdict{}, err
 		}
-		_ = out.Encode(line{Kind: obj.GetKind(), Namespace: obj.GetNamespace(), Name: obj.GetName(), Status: res.Status.String()})
-	}
-	if failed {
-		os.Exit(1)
-	}
+		return objects.Verdict{Status: res.Status.String()}, nil
+	})
 }
 
-func fail(code int, format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "flux-health: "+format+"\n", args...)
-	os.Exit(code)
-}
+const tool = "flux-health"
 
 // readEvaluators compiles each healthCheckExprs entry of the Kustomization, keyed by
 // "<apiVersion>/<kind>".

@@ -8,47 +8,20 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"actor-token-operator/hack/gitops/internal/objects"
 )
 
-type line struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-	Status    string `json:"status"`
-	Message   string `json:"message"`
-}
-
 func main() {
-	objs, err := objects.Read(os.Args[1:])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kstatus: reading objects: %v\n", err)
-		os.Exit(2)
-	}
-	out := json.NewEncoder(os.Stdout)
-	failed := false
-	for _, obj := range objs {
+	objects.Judge("kstatus", os.Args[1:], func(obj *unstructured.Unstructured) (objects.Verdict, error) {
 		res, err := status.Compute(obj)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "kstatus: %s %s/%s: %v\n", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
-			failed = true
-			continue
+			return objects.Verdict{}, err
 		}
-		_ = out.Encode(line{
-			Kind:      obj.GetKind(),
-			Namespace: obj.GetNamespace(),
-			Name:      obj.GetName(),
-			Status:    res.Status.String(),
-			Message:   res.Message,
-		})
-	}
-	if failed {
-		os.Exit(1)
-	}
+		return objects.Verdict{Status: res.Status.String(), Message: res.Message}, nil
+	})
 }

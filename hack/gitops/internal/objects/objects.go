@@ -93,3 +93,47 @@ func flatten(raw any) ([]*unstructured.Unstructured, error) {
 		return nil, fmt.Errorf("expected a Kubernetes object, got %T", raw)
 	}
 }
+
+// Verdict is what one tool says of one object.
+type Verdict struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// Judge asks judge about every object in paths and prints one JSON line per object:
+//
+//	{"kind":"…","namespace":"…","name":"…","status":"…","message":"…"}
+//
+// An object judge fails on is named on stderr, and the exit status is then 1; objects that
+// can't be read at all exit 2. tool prefixes the error lines.
+func Judge(tool string, paths []string, judge func(*unstructured.Unstructured) (Verdict, error)) {
+	objs, err := Read(paths)
+	if err != nil {
+		Fail(tool, 2, "reading objects: %v", err)
+	}
+	out := json.NewEncoder(os.Stdout)
+	failed := false
+	for _, obj := range objs {
+		v, err := judge(obj)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %s %s/%s: %v\n", tool, obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+			failed = true
+			continue
+		}
+		_ = out.Encode(struct {
+			Kind      string `json:"kind"`
+			Namespace string `json:"namespace,omitempty"`
+			Name      string `json:"name"`
+			Verdict
+		}{obj.GetKind(), obj.GetNamespace(), obj.GetName(), v})
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// Fail prints "tool: message" on stderr and exits with code.
+func Fail(tool string, code int, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, tool+": "+format+"\n", args...)
+	os.Exit(code)
+}
