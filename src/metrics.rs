@@ -239,12 +239,13 @@ struct RequestLabels {
 
 /// Every phase, in the order they are reported. A request with no phase yet (just created,
 /// not reconciled) counts as `Pending`.
-const PHASES: [Phase; 5] = [
+const PHASES: [Phase; 6] = [
     Phase::Pending,
     Phase::Issued,
     Phase::Expired,
     Phase::Revoked,
     Phase::Failed,
+    Phase::Denied,
 ];
 
 fn phase_label(phase: Phase) -> &'static str {
@@ -254,6 +255,7 @@ fn phase_label(phase: Phase) -> &'static str {
         Phase::Expired => "Expired",
         Phase::Revoked => "Revoked",
         Phase::Failed => "Failed",
+        Phase::Denied => "Denied",
     }
 }
 
@@ -261,7 +263,7 @@ fn phase_label(phase: Phase) -> &'static str {
 #[derive(Debug, PartialEq)]
 pub struct RequestGauges {
     /// A count per phase, every phase included.
-    pub by_phase: [(&'static str, i64); 5],
+    pub by_phase: [(&'static str, i64); 6],
     /// The seconds left of each issued token, sorted by namespace and name.
     pub expiring: Vec<TokenExpiry>,
 }
@@ -395,7 +397,8 @@ mod tests {
                 ("Issued", 2),
                 ("Expired", 1),
                 ("Revoked", 0),
-                ("Failed", 0)
+                ("Failed", 0),
+                ("Denied", 0)
             ]
         );
         assert_eq!(

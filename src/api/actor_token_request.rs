@@ -9,7 +9,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::SpecDuration;
+use super::{PROVENANCE_KEY, SpecDuration, UserInfo};
 
 /// What a user applies: impersonate `userId` as `actor` for `expiresIn`. The spec can't be
 /// changed once created: a changed request is a new request, never a second token for the old.
@@ -23,6 +23,7 @@ use super::SpecDuration;
     shortname = "atr",
     category = "clerk",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Requester","type":"string","jsonPath":".spec.requester.username"}"#,
     printcolumn = r#"{"name":"User","type":"string","jsonPath":".spec.userId"}"#,
     printcolumn = r#"{"name":"Actor","type":"string","jsonPath":".spec.actor.sub"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
@@ -31,12 +32,18 @@ use super::SpecDuration;
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: create a new ActorTokenRequest instead"))]
 #[serde(rename_all = "camelCase")]
 pub struct ActorTokenRequestSpec {
+    /// Who created the request, as the API server authenticated them. Filled in by the
+    /// admission policy on create; a value that differs from the creating user is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<UserInfo>,
+
     /// The Clerk user to impersonate (`user_…`).
     #[schemars(length(min = 6, max = 64), regex(pattern = r"^user_[A-Za-z0-9]+$"))]
     pub user_id: String,
 
-    /// Who impersonates: `sub` is the impersonating Clerk user's ID. Other keys are kept as
-    /// given; Clerk copies the whole actor into the session token's `act` claim.
+    /// Who impersonates: `sub` is the impersonating Clerk user's ID. Up to 15 more keys
+    /// (identifiers) with string values are kept as given; Clerk copies the whole actor into the
+    /// session token's `act` claim.
     pub actor: Actor,
 
     /// How long the sign-in link can be used. Default 1h, at most 24h.
@@ -54,18 +61,26 @@ pub struct ActorTokenRequestSpec {
     /// The Secret to write the sign-in link into, in the request's namespace. Default: the
     /// request's own name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("!format.dns1123Subdomain().validate(self).hasValue()").message("secretName must be a DNS subdomain: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, no empty part (e.g. 'a..b')"))]
     pub secret_name: Option<String>,
 
-    /// Labels for the Secret.
+    /// Labels for the Secret (at most 32). The `actortokens.dev/` prefix is the operator's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, !format.qualifiedName().validate(k).hasValue())").message("secretLabels: each key must be a label key: an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+        validation = Rule::new("self.all(k, !format.labelValue().validate(self[k]).hasValue())").message("secretLabels: each value must be a label value: up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (or empty)"),
+        validation = Rule::new("self.all(k, !k.startsWith('actortokens.dev/') && k != 'app.kubernetes.io/managed-by')").message("secretLabels: keys under actortokens.dev/ and app.kubernetes.io/managed-by are set by the operator"),
+    )]
     pub secret_labels: BTreeMap<String, String>,
 
-    /// Annotations for the Secret.
+    /// Annotations for the Secret (at most 32, each value up to 4096 characters).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 4096}))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, !format.qualifiedName().validate(k).hasValue())").message("secretAnnotations: each key must be an annotation key: an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+    )]
     pub secret_annotations: BTreeMap<String, String>,
 
     /// Why: free text for people and audit, such as a ticket link.
@@ -99,25 +114,41 @@ impl Actor {
     }
 }
 
+/// At most this many keys in `actor`, `sub` included.
+pub const ACTOR_MAX_KEYS: usize = 16;
+/// The longest value of an `actor` key. With the key count, it bounds a request's size: the
+/// operator caches every request, and a session token lives in a cookie.
+pub const ACTOR_MAX_VALUE: usize = 256;
+
 impl JsonSchema for Actor {
     fn schema_name() -> Cow<'static, str> {
         "Actor".into()
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // A map of bounded strings, not an object with `sub` among its properties: CEL can
+        // iterate a map's keys, never an object's unknown fields, and a map's values are
+        // bounded by the schema itself.
         json_schema!({
             "type": "object",
-            "description": "Who impersonates: `sub` is the impersonating Clerk user's ID. Other keys are kept as given; Clerk copies the whole actor into the session token's `act` claim.",
+            "description": "Who impersonates: `sub` is the impersonating Clerk user's ID. Other keys (strings) are kept as given; Clerk copies the whole actor into the session token's `act` claim.",
             "required": ["sub"],
-            "properties": {
-                "sub": {
-                    "type": "string",
-                    "description": "The impersonating Clerk user's ID.",
-                    "minLength": 1,
-                    "maxLength": 64
+            "maxProperties": ACTOR_MAX_KEYS,
+            "additionalProperties": { "type": "string", "maxLength": ACTOR_MAX_VALUE },
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.sub.size() >= 1 && self.sub.size() <= 64",
+                    "message": "actor.sub, the impersonating Clerk user's ID, must be 1 to 64 characters"
+                },
+                {
+                    "rule": format!("!('{PROVENANCE_KEY}' in self)"),
+                    "message": format!("actor.{PROVENANCE_KEY} is written by the operator (who asked, why, who approved): leave it out")
+                },
+                {
+                    "rule": "self.all(k, k.size() <= 64 && k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",
+                    "message": "actor keys must be identifiers: up to 64 letters, digits and _, not starting with a digit"
                 }
-            },
-            "x-kubernetes-preserve-unknown-fields": true
+            ]
         })
     }
 }
@@ -150,7 +181,7 @@ pub enum InstanceKind {
 }
 
 /// Where a request is in its life. `Issued` is the only phase with a usable link; the last
-/// three are final.
+/// four are final.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
     /// Waiting for a token (or for the instance, or for Clerk).
@@ -163,12 +194,17 @@ pub enum Phase {
     Revoked,
     /// The request can't be served as written (see the Ready condition).
     Failed,
+    /// An approver said no (the `Denied` condition); nothing was minted.
+    Denied,
 }
 
 impl Phase {
     /// Final phases: nothing more will happen until the request is deleted.
     pub fn is_settled(self) -> bool {
-        matches!(self, Phase::Expired | Phase::Revoked | Phase::Failed)
+        matches!(
+            self,
+            Phase::Expired | Phase::Revoked | Phase::Failed | Phase::Denied
+        )
     }
 }
 
@@ -202,6 +238,10 @@ pub struct ActorTokenRequestStatus {
     /// each goes once Clerk confirms it is revoked, or once it has expired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_revokes: Vec<PendingRevoke>,
+    /// Who approved or denied the request (the `Approved` or `Denied` condition), stamped by
+    /// admission from the user who added the condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<UserInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,12 +4,12 @@
 //! ClusterClerkInstance's is in the operator's namespace. So no request can make the operator
 //! read a Secret from another namespace.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::SpecDuration;
+use super::{InstancePolicy, SpecDuration};
 
 /// A Clerk instance usable by ActorTokenRequests in the same namespace.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -47,6 +47,10 @@ pub struct ClerkInstanceSpec {
     /// The longest `sessionMaxDuration` a request may ask of this instance (default and most: 24h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_session_duration: Option<SpecDuration>,
+
+    /// Who may impersonate whom through this instance, approval, provenance and cleanup.
+    #[serde(flatten)]
+    pub policy: InstancePolicy,
 }
 
 /// A cluster-wide Clerk instance; its key Secret is in the operator's own namespace.
@@ -62,8 +66,15 @@ pub struct ClerkInstanceSpec {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[kube(derive = "PartialEq")]
-#[serde(transparent)]
-pub struct ClusterClerkInstanceSpec(pub ClerkInstanceSpec);
+#[serde(rename_all = "camelCase")]
+pub struct ClusterClerkInstanceSpec {
+    #[serde(flatten)]
+    pub instance: ClerkInstanceSpec,
+
+    /// Only requests in namespaces whose labels match may use this instance. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+}
 
 fn default_api_url() -> String {
     "https://api.clerk.com/v1".into()

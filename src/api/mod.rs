@@ -5,16 +5,22 @@ mod actor_token_request;
 mod clerk_instance;
 pub mod conditions;
 pub mod duration;
+mod identity;
+mod instance_policy;
 
 pub use actor_token_request::{
-    Actor, ActorTokenRequest, ActorTokenRequestSpec, ActorTokenRequestStatus, InstanceKind,
-    InstanceRef, PendingRevoke, Phase,
+    ACTOR_MAX_KEYS, ACTOR_MAX_VALUE, Actor, ActorTokenRequest, ActorTokenRequestSpec,
+    ActorTokenRequestStatus, InstanceKind, InstanceRef, PendingRevoke, Phase,
 };
 pub use clerk_instance::{
     ClerkInstance, ClerkInstanceSpec, ClerkInstanceStatus, ClusterClerkInstance, RateLimitSpec,
     SecretKeyRef,
 };
 pub use duration::{DurationError, SpecDuration};
+pub use identity::{Subject, SubjectKind, UserInfo};
+pub use instance_policy::{
+    ActorBinding, ApprovalPolicy, InstancePolicy, ProvenanceMode, UserPolicy,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -30,6 +36,16 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "actor-token-operator";
 /// The field manager and event reporter name.
 pub const MANAGER: &str = "actor-token-operator";
+/// Virtual RBAC verbs on instances (`clerkinstances`, `clusterclerkinstances`): who may request
+/// through one, and who may approve requests through one.
+pub const USE_VERB: &str = "use";
+pub const APPROVE_VERB: &str = "approve";
+/// Virtual RBAC verb on `actortokenrequests` that makes its holder the operator, for the
+/// admission policies: it alone may write a request's status freely, and never decides.
+pub const ISSUE_VERB: &str = "issue";
+/// The key of the operator's own object inside a token's actor (and so in the session token's
+/// `act` claim): where the request came from. Users can't set it.
+pub const PROVENANCE_KEY: &str = "actortokens.dev";
 
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -135,7 +135,9 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
         return Action::RevokePending;
     }
     match phase {
-        Phase::Expired | Phase::Revoked | Phase::Failed => Action::Wait { until: None },
+        Phase::Expired | Phase::Revoked | Phase::Failed | Phase::Denied => {
+            Action::Wait { until: None }
+        }
         Phase::Issued if expired => Action::Expire {
             token_id: status.token_id,
             delete_secret: ours,

@@ -111,7 +111,10 @@ impl Instances {
                     .get_opt(&id.name)
                     .await?
                     .ok_or_else(not_found)?;
-                Ok((instance.spec.0, self.cluster_secret_namespace.clone()))
+                Ok((
+                    instance.spec.instance,
+                    self.cluster_secret_namespace.clone(),
+                ))
             }
         }
     }

@@ -56,7 +56,7 @@ impl InstanceObject for ClerkInstance {
 
 impl InstanceObject for ClusterClerkInstance {
     fn instance_spec(&self) -> &ClerkInstanceSpec {
-        &self.spec.0
+        &self.spec.instance
     }
     fn instance_status(&self) -> Option<&ClerkInstanceStatus> {
         self.status.as_ref()
