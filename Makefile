@@ -36,9 +36,10 @@ bench: tools ## measure speed and cost at scale (a control plane of its own + Cl
 	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
 
 .PHONY: crds
-crds: ## regenerate crds/ and the chart's CRDs from the Rust types
+crds: ## regenerate crds/, the chart's CRDs and its admission policies from the Rust types
 	$(CARGO) run --quiet -- crd > crds/actortokens.dev.yaml
 	cp crds/actortokens.dev.yaml charts/actor-token-operator/crds/actortokens.dev.yaml
+	$(CARGO) run --quiet -- admission-policies > charts/actor-token-operator/templates/admission-policies.yaml
 
 # The image's repository and tag; the tag is the crate version, the chart's appVersion.
 IMAGE ?= actor-token-operator

@@ -5,8 +5,10 @@
 //! `reconcile` (`decide`: pure decisions; `apply`: carries them out) → `api` (CRD types) and
 //! `clerk` (Clerk's Backend API client).
 
+pub mod admission;
 pub mod api;
 pub mod clerk;
+pub mod governance;
 pub mod metrics;
 pub mod reconcile;
 pub mod runtime;

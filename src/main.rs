@@ -1,9 +1,11 @@
-//! The `actor-token-operator` command: `run` the operator, or print the `crd`s.
+//! The `actor-token-operator` command: `run` the operator, or print the `crd`s or the
+//! `admission-policies`.
 
 use std::net::SocketAddr;
 
 use actor_token_operator::{
-    api,
+    admission, api,
+    governance::{self, api_url::ApiUrlPolicy},
     runtime::{
         self, LogFormat, Settings,
         leader::{LeaseSettings, default_identity},
@@ -28,6 +30,8 @@ enum Command {
     Run(RunArgs),
     /// Print every CustomResourceDefinition as YAML.
     Crd,
+    /// Print the admission policies (and their bindings) as the chart's template holds them.
+    AdmissionPolicies,
 }
 
 #[derive(clap::Args)]
@@ -87,6 +91,20 @@ struct RunArgs {
         value_parser = clap::value_parser!(u64).range(3..=3600)
     )]
     leader_election_lease_seconds: u64,
+
+    /// The hosts the operator may send a Clerk secret key to (an instance's spec.apiUrl),
+    /// comma-separated.
+    #[arg(
+        long,
+        env = "ATO_CLERK_API_HOSTS",
+        value_delimiter = ',',
+        default_value = governance::api_url::CLERK_API_HOST
+    )]
+    clerk_api_hosts: Vec<String>,
+
+    /// Allow plain http to those hosts: for tests and demos against a local simulator only.
+    #[arg(long, env = "ATO_ALLOW_INSECURE_CLERK_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    allow_insecure_clerk_http: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,6 +112,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => {
             print!("{}", api::crds_yaml());
+            Ok(())
+        }
+        Command::AdmissionPolicies => {
+            print!("{}", admission::chart_template());
             Ok(())
         }
         Command::Run(args) => {
@@ -118,6 +140,14 @@ fn main() -> anyhow::Result<()> {
                 metrics_addr: args.metrics_addr,
                 clerk_timeout: std::time::Duration::from_secs(args.clerk_timeout_seconds.max(1)),
                 leader_election,
+                api_urls: ApiUrlPolicy {
+                    hosts: args
+                        .clerk_api_hosts
+                        .into_iter()
+                        .filter(|h| !h.is_empty())
+                        .collect(),
+                    allow_http: args.allow_insecure_clerk_http,
+                },
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -24,6 +24,8 @@ pub struct Settings {
     pub clerk_timeout: Duration,
     /// Reconcile only while holding this Lease; `None`: always (a single replica).
     pub leader_election: Option<LeaseSettings>,
+    /// Where a Clerk secret key may be sent.
+    pub api_urls: crate::governance::api_url::ApiUrlPolicy,
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {

@@ -63,6 +63,12 @@ that needs it.
 - apiGroups: ["actortokens.dev"]
   resources: ["actortokenrequests"]
   verbs: ["get", "list", "watch", "patch"]
+# The virtual verb that makes the operator the operator to the admission policies (see
+# src/admission/cel.rs `is_operator`): only it writes a request's status freely, and it never
+# approves. Grant it to nobody else.
+- apiGroups: ["actortokens.dev"]
+  resources: ["actortokenrequests"]
+  verbs: ["issue"]
 # The status is replaced at the resourceVersion the decision was made on (PUT).
 - apiGroups: ["actortokens.dev"]
   resources: ["actortokenrequests/status"]
@@ -95,6 +101,16 @@ that needs it.
 
 {{/* What the operator does to cluster-scoped objects, whatever watchNamespaces says. */}}
 {{- define "actor-token-operator.clusterRules" -}}
+# Before each mint, ask whether the requester may `use` the instance and the approver may
+# `approve` on it (governance/access.rs).
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+# A ClusterClerkInstance's namespaceSelector is matched against the request's namespace's
+# labels (governance/judge.rs).
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
 # Watch and resolve ClusterClerkInstances, and report their Ready condition.
 - apiGroups: ["actortokens.dev"]
   resources: ["clusterclerkinstances"]
