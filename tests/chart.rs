@@ -111,6 +111,14 @@ fn non_default_values(watch: [&str; 2], instance: &str) -> Vec<String> {
     ])
 }
 
+/// The ClusterRoles the chart binds to the operator (not those it offers people to bind).
+fn operator_cluster_roles(docs: &[Value]) -> Vec<&Value> {
+    of_kind(docs, "ClusterRole")
+        .into_iter()
+        .filter(|r| r["metadata"]["labels"]["actortokens.dev/role-for"] != "people")
+        .collect()
+}
+
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
@@ -158,6 +166,7 @@ const NAMESPACED_GRANTS: &[&str] = &[
     "actortokens.dev actortokenrequests list",
     "actortokens.dev actortokenrequests watch",
     "actortokens.dev actortokenrequests patch",
+    "actortokens.dev actortokenrequests issue",
     "actortokens.dev actortokenrequests/status update",
     "actortokens.dev actortokenrequests/finalizers update",
     "actortokens.dev clerkinstances get",
@@ -174,6 +183,8 @@ const NAMESPACED_GRANTS: &[&str] = &[
     "events.k8s.io events patch",
 ];
 const CLUSTER_GRANTS: &[&str] = &[
+    "authorization.k8s.io subjectaccessreviews create",
+    " namespaces get",
     "actortokens.dev clusterclerkinstances get",
     "actortokens.dev clusterclerkinstances list",
     "actortokens.dev clusterclerkinstances watch",
@@ -255,6 +266,7 @@ fn the_chart_lints_and_renders_the_values_given() {
             "--log-format=json",
             "--metrics-addr=0.0.0.0:8080",
             "--clerk-timeout-seconds=10",
+            "--clerk-api-hosts=api.clerk.com",
             "--leader-election",
             "--leader-election-namespace=ato-system",
             "--leader-election-lease=actor-token-operator",
@@ -329,12 +341,71 @@ fn the_chart_lints_and_renders_the_values_given() {
         assert!(of_kind(&docs, kind).is_empty(), "no {kind} by default");
     }
 
-    let cluster_roles = of_kind(&docs, "ClusterRole");
+    let cluster_roles = operator_cluster_roles(&docs);
     assert_eq!(cluster_roles.len(), 1);
     let mut expected = lines(CLUSTER_GRANTS);
     expected.extend(lines(NAMESPACED_GRANTS));
     assert_eq!(grants(cluster_roles[0]), expected);
     assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
+    // Roles for people, bound by nobody: exactly what each job needs.
+    let people: std::collections::BTreeMap<String, BTreeSet<String>> =
+        of_kind(&docs, "ClusterRole")
+            .into_iter()
+            .filter(|r| r["metadata"]["labels"]["actortokens.dev/role-for"] == "people")
+            .map(|r| {
+                (
+                    r["metadata"]["name"].as_str().unwrap().to_owned(),
+                    grants(r),
+                )
+            })
+            .collect();
+    let read_events = [
+        "events.k8s.io events get",
+        "events.k8s.io events list",
+        "events.k8s.io events watch",
+    ];
+    let with_events = |extra: &[&str]| {
+        let mut all = lines(extra);
+        all.extend(lines(&read_events));
+        all
+    };
+    assert_eq!(
+        people,
+        [
+            (
+                "rel-actor-token-operator-requester".to_owned(),
+                with_events(&[
+                    "actortokens.dev actortokenrequests create",
+                    "actortokens.dev actortokenrequests get",
+                    "actortokens.dev actortokenrequests list",
+                    "actortokens.dev actortokenrequests watch",
+                    "actortokens.dev actortokenrequests delete",
+                ])
+            ),
+            (
+                "rel-actor-token-operator-link-reader".to_owned(),
+                lines(&[" secrets get"])
+            ),
+            (
+                "rel-actor-token-operator-use-default".to_owned(),
+                lines(&["actortokens.dev clusterclerkinstances[default] use"])
+            ),
+            (
+                "rel-actor-token-operator-approve-default".to_owned(),
+                with_events(&[
+                    "actortokens.dev clusterclerkinstances[default] approve",
+                    "actortokens.dev actortokenrequests get",
+                    "actortokens.dev actortokenrequests list",
+                    "actortokens.dev actortokenrequests watch",
+                    "actortokens.dev actortokenrequests/status get",
+                    "actortokens.dev actortokenrequests/status update",
+                    "actortokens.dev actortokenrequests/status patch",
+                ])
+            ),
+        ]
+        .into_iter()
+        .collect()
+    );
     // In the release namespace, the Lease only.
     let roles = of_kind(&docs, "Role");
     assert_eq!(roles.len(), 1);
@@ -370,7 +441,7 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert!(
         container_args(of_kind(&docs, "Deployment")[0]).contains(&"--namespaces=a,b".to_owned())
     );
-    let cluster_roles = of_kind(&docs, "ClusterRole");
+    let cluster_roles = operator_cluster_roles(&docs);
     assert_eq!(cluster_roles.len(), 1);
     assert_eq!(grants(cluster_roles[0]), lines(CLUSTER_GRANTS));
     let by_place = |kind: &str| -> Vec<(String, String, BTreeSet<String>)> {
@@ -779,6 +850,15 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         &format!("clusterClerkInstance.apiUrl={}", sim.api_url()),
         "--set",
         "clusterClerkInstance.secretKeyRef.name=clerk-key",
+        // The simulator is plain http on loopback.
+        "--set-json",
+        r#"clerk.apiHosts=["127.0.0.1"]"#,
+        "--set",
+        "clerk.allowInsecureHttp=true",
+        // The shared control plane already runs the chart's admission policies (the test
+        // bed installs them from this chart); they are cluster-wide and one release owns them.
+        "--set",
+        "admissionPolicies.enabled=false",
     ]);
     run(install, "helm install");
 
@@ -841,6 +921,8 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         "--concurrency=2".to_owned(),
         "--log-format=json".to_owned(),
         "--clerk-timeout-seconds=10".to_owned(),
+        "--clerk-api-hosts=127.0.0.1".to_owned(),
+        "--allow-insecure-clerk-http".to_owned(),
     ];
     if LEADER_ELECTION {
         expected.extend([
