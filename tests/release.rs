@@ -147,7 +147,10 @@ fn workflow(name: &str) -> Value {
 fn needs(job: &Value) -> Vec<String> {
     match &job["needs"] {
         Value::String(one) => vec![one.clone()],
-        Value::Array(many) => many.iter().map(|n| n.as_str().unwrap().to_owned()).collect(),
+        Value::Array(many) => many
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect(),
         _ => vec![],
     }
 }
@@ -204,9 +207,12 @@ fn the_release_workflow_checks_the_tag_and_tests_before_it_publishes() {
             continue;
         }
         let before = all_needs(jobs, name);
-        assert!(before.contains(&"version".to_owned()), "{name} waits for the version check");
-        let publishes = job["permissions"]["packages"] == "write"
-            || job["permissions"]["contents"] == "write";
+        assert!(
+            before.contains(&"version".to_owned()),
+            "{name} waits for the version check"
+        );
+        let publishes =
+            job["permissions"]["packages"] == "write" || job["permissions"]["contents"] == "write";
         if publishes {
             assert!(
                 before.contains(&"test".to_owned()),
@@ -243,7 +249,10 @@ fn krew_manifest() -> &'static Path {
             .env("CGO_ENABLED", "0")
             .status()
             .expect("run go build (Go 1.26 builds the release tools)");
-        assert!(status.success(), "building hack/release/krew-manifest failed");
+        assert!(
+            status.success(),
+            "building hack/release/krew-manifest failed"
+        );
         bin
     })
 }
@@ -270,7 +279,12 @@ fn fill(manifest: &Path, dist: &Path) -> Output {
     Command::new(krew_manifest())
         .arg("-manifest")
         .arg(manifest)
-        .args(["-version", "v9.8.7", "-base-url", "https://dl.example/v9.8.7/"])
+        .args([
+            "-version",
+            "v9.8.7",
+            "-base-url",
+            "https://dl.example/v9.8.7/",
+        ])
         .arg(dist)
         .output()
         .unwrap()
@@ -350,13 +364,19 @@ fn the_krew_manifest_gets_the_release_version_uris_and_sums() {
             })
             .collect();
         // The release builds an archive for exactly these platforms.
-        let mut built: Vec<String> = workflow("release.yml")["jobs"]["plugin"]["strategy"]
-            ["matrix"]["include"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| format!("{}_{}", m["os"].as_str().unwrap(), m["arch"].as_str().unwrap()))
-            .collect();
+        let mut built: Vec<String> =
+            workflow("release.yml")["jobs"]["plugin"]["strategy"]["matrix"]["include"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}_{}",
+                        m["os"].as_str().unwrap(),
+                        m["arch"].as_str().unwrap()
+                    )
+                })
+                .collect();
         let mut named = platforms.clone();
         built.sort();
         named.sort();
