@@ -506,7 +506,10 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
     let dashboards = of_kind(&docs, "ConfigMap");
     assert_eq!(dashboards.len(), 1);
-    assert_eq!(dashboards[0]["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboards[0]["metadata"]["labels"]["grafana_dashboard"],
+        "1"
+    );
 
     let policies = of_kind(&docs, "NetworkPolicy");
     assert_eq!(policies.len(), 1);
@@ -1402,7 +1405,12 @@ async fn upgrade(client: &Client, installer: Helm, upgrader: Helm) {
     ));
 
     let mut uninstall = upgrader.command();
-    uninstall.args(["uninstall", &release.name, "--namespace", &release.namespace]);
+    uninstall.args([
+        "uninstall",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+    ]);
     run(uninstall, "helm uninstall");
     let mut left = control_plane().kubectl();
     left.args([
@@ -1413,8 +1421,24 @@ async fn upgrade(client: &Client, installer: Helm, upgrader: Helm) {
         "-o",
         "name",
     ]);
-    assert_eq!(run(left, "kubectl get").trim(), "", "cluster-scoped objects left");
+    assert_eq!(
+        run(left, "kubectl get").trim(),
+        "",
+        "cluster-scoped objects left"
+    );
     let mut roles = control_plane().kubectl();
-    roles.args(["get", "roles,rolebindings", "-n", &served.name, "-o", "name"]);
-    assert_eq!(run(roles, "kubectl get").trim(), "", "Roles left in {}", served.name);
+    roles.args([
+        "get",
+        "roles,rolebindings",
+        "-n",
+        &served.name,
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        run(roles, "kubectl get").trim(),
+        "",
+        "Roles left in {}",
+        served.name
+    );
 }
