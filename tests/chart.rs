@@ -73,6 +73,10 @@ impl Helm {
 }
 
 const RENDER_NAMESPACE: &str = "ato-system";
+/// Values for every release installed on the shared control plane: it already runs the
+/// chart's admission policies (the test bed installs them from this chart), and those are
+/// cluster-wide objects that one release owns.
+const SHARED_PLANE_VALUES: &[&str] = &["--set", "admissionPolicies.enabled=false"];
 const KEY: &str = "sk_test_chart_key";
 /// The chart's default Lease name (values.yaml `leaderElection.leaseName`).
 const LEASE: &str = "actor-token-operator";
@@ -961,11 +965,8 @@ async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
         r#"clerk.apiHosts=["127.0.0.1"]"#,
         "--set",
         "clerk.allowInsecureHttp=true",
-        // The shared control plane already runs the chart's admission policies (the test
-        // bed installs them from this chart); they are cluster-wide and one release owns them.
-        "--set",
-        "admissionPolicies.enabled=false",
     ]);
+    install.args(SHARED_PLANE_VALUES);
     run(install, "helm install");
 
     // The Deployment is stored (nothing runs it here); run what it would run, as its
@@ -1406,6 +1407,7 @@ async fn upgrade(client: &Client, installer: Helm, upgrader: Helm) {
         cmd.args([verb, &release.name])
             .arg(chart())
             .args(["--namespace", &release.namespace])
+            .args(SHARED_PLANE_VALUES)
             .args(values);
         cmd
     };
