@@ -1,6 +1,8 @@
 //! Helpers shared by the simulator's tests.
 #![allow(dead_code)]
 
+pub mod spec;
+
 use clerk_sim::{Faults, SimConfig, Simulator};
 use serde_json::{Value, json};
 
