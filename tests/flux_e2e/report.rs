@@ -136,6 +136,11 @@ impl Report {
                 cell(HealthCheck::Cel)
             );
         }
+        out += "\nkustomize-controller looks at the requests' health every 5 s (fixed in its code) and \
+                retries a failed reconcile after `retryInterval` (5 s here), so a merge turns Ready \
+                about a second after the push when the operator issued before Flux's first look, \
+                and one look later (about 6 s) when it had not. Times are from the push to the \
+                first poll (every 100 ms) that saw the state.\n";
         out += "\nWhat Flux said on the way:\n\n";
         for e in &self.evidence {
             out += &format!(
