@@ -1,7 +1,11 @@
 //! The flow of issue 15, one function per step, each as a pull request would drive it: files
 //! change in Git, Flux applies or prunes, the operator acts, and what Flux says is checked.
+//!
 //! Steps 2 (approval, with kustomize-controller's requests exempt) and the denied half of 3
-//! come with the approval gate.
+//! come with the approval gate: an instance that requires approval (created in
+//! `Flow::start` beside `clerk`), request files naming it (`RequestFile::instance`), a person
+//! applying the same spec (`kubectl --as`), an approver denying through the status
+//! subresource, and the same `merge`/`wait_all` checks as step 3.
 
 use std::time::Instant;
 
@@ -139,7 +143,7 @@ pub async fn applied_request_is_ready_only_once_issued(flow: &mut Flow) {
 
 /// Step 3 (Clerk's half). A request Clerk refuses fails the Kustomization at once, before
 /// its timeout. Flux's message names the request and its status ('Failed'), never the
-/// status's message: the reason is on the request, for `kubectl get atr` and `describe`.
+/// status's message: the reason stays on the request (`kubectl describe atr`).
 /// Deleting the file clears it.
 pub async fn refused_request_fails_fast(flow: &mut Flow) {
     flow.write_request(
