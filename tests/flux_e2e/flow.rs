@@ -70,6 +70,7 @@ pub struct Merged {
     pub at: Instant,
 }
 
+/// Everything a step acts on and reads from.
 pub struct Flow {
     pub env: Env,
     pub flux: Flux,
