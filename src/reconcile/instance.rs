@@ -70,7 +70,7 @@ impl Instances {
         };
         let client = self
             .pool
-            .client(&spec.api_url, &key, rate_limit)
+            .client(&describe(&id), &spec.api_url, &key, rate_limit)
             .map_err(|e| Error::InstanceNotReady(format!("{}: {e}", describe(&id))))?;
         self.last_known.lock().unwrap().insert(id, client.clone());
         Ok(Resolved {
