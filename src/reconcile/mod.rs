@@ -35,6 +35,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub instances: Instances,
     pub metrics: Arc<Metrics>,
+    /// The operator's own username: it never approves, so a decision by it never counts.
+    pub operator: String,
     /// Consecutive failures per request (by UID), for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -45,12 +47,14 @@ impl Context {
         recorder: Recorder,
         instances: Instances,
         metrics: Arc<Metrics>,
+        operator: String,
     ) -> Self {
         Self {
             client,
             recorder,
             instances,
             metrics,
+            operator,
             failures: Mutex::default(),
         }
     }

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     api::{ActorTokenRequest, FINALIZER, Phase, conditions::Standing},
+    governance::audit::{self, AuditEvent},
     reconcile::{
         Context, Error,
         decide::TokenToRevoke,
@@ -46,9 +47,17 @@ pub(super) async fn expire(
     let message =
         "The sign-in link expired; its Secret was deleted. Create a new request for a new link.";
     show(&mut status, request, Standing::Expired { message });
+    let token_id = status.token_id.clone();
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
+    audit::record(
+        AuditEvent::Expired,
+        request,
+        token_id.as_deref(),
+        None,
+        None,
+    );
     publish(
         ctx,
         request,
@@ -87,6 +96,13 @@ pub(super) async fn revoke_for_deleted_secret(
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
+    audit::record(
+        AuditEvent::Revoked,
+        request,
+        token.as_ref().map(|t| t.token_id.as_str()),
+        Some("SecretDeleted"),
+        None,
+    );
     publish(
         ctx,
         request,
@@ -120,6 +136,13 @@ pub(super) async fn finalize(
         Err(e) if is_conflict(&e) => return refetch(request, ctx).await,
         Err(e) => return Err(e.into()),
     }
+    audit::record(
+        AuditEvent::Revoked,
+        request,
+        revoke.as_ref().map(|t| t.token_id.as_str()),
+        Some("RequestDeleted"),
+        None,
+    );
     // The link is dead now; the Secret goes last, so that its delete event finds the request
     // gone instead of waking a second finalize on a cached copy (a second revoke). Should this
     // fail, Kubernetes' garbage collector deletes it with its owner all the same.

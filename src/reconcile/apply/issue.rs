@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::{
     Next, View,
     events::publish,
+    gate::{self, Gate},
     revoke::{revoke, revoke_unrecorded, set_aside_unrevoked},
     secrets::deliver,
     status::{
@@ -21,8 +22,12 @@ use super::{
     until,
 };
 use crate::{
-    api::{ActorTokenRequest, PendingRevoke, Phase, conditions::Standing},
+    api::{ActorTokenRequest, PROVENANCE_KEY, PendingRevoke, Phase, conditions::Standing},
     clerk::{ClerkClient, ClerkError},
+    governance::{
+        audit::{self, AuditEvent},
+        provenance,
+    },
     reconcile::{
         Context, Error,
         decide::{
@@ -45,6 +50,9 @@ pub(super) async fn issue(
     if let Some(newer) = newer_than_cached(request, view, ctx).await? {
         return Ok(newer);
     }
+    if request.phase().is_none() {
+        audit::record(AuditEvent::Requested, request, None, None, None);
+    }
     let resolved = match ctx.instances.resolve(request).await {
         Ok(resolved) => resolved,
         Err(error) => {
@@ -52,11 +60,31 @@ pub(super) async fn issue(
             return Err(error);
         }
     };
+    // Who may impersonate whom, and whether a second person agreed: checked again here,
+    // just before the mint, whatever admission let in.
+    let approver = match gate::pass(request, &resolved, ctx).await? {
+        Gate::Open { approver } => approver,
+        Gate::Closed(next) => return Ok(next),
+    };
     let new_token = match plan_token(&request.spec, &resolved.limits) {
-        Ok(token) => token,
+        Ok(mut token) => {
+            let mode = resolved.policy.provenance.unwrap_or_default();
+            let provenance = provenance::of(request, approver.as_ref(), mode);
+            token
+                .actor
+                .insert(PROVENANCE_KEY.into(), provenance.to_value());
+            token
+        }
         Err(problem) => {
             let status = failed(request, "DurationNotAllowed", &problem);
             write_status(request, status, ctx).await?;
+            audit::record(
+                AuditEvent::Refused,
+                request,
+                None,
+                Some("DurationNotAllowed"),
+                Some(&problem),
+            );
             publish(
                 ctx,
                 request,
@@ -158,6 +186,13 @@ async fn create_failed(
         AfterCreateFailure::Fail => {
             let message = format!("Clerk rejected the token request: {error}");
             write_status(request, failed(request, error.reason(), &message), ctx).await?;
+            audit::record(
+                AuditEvent::Failed,
+                request,
+                None,
+                Some(error.reason()),
+                Some(&message),
+            );
             publish(
                 ctx,
                 request,
@@ -230,11 +265,36 @@ pub(super) async fn mark_issued(
         request.secret_name(),
     );
     show(&mut status, request, Standing::Issued { message: &message });
+    let approver = status.decided_by.as_ref().map(|d| d.username.clone());
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
     ctx.metrics.tokens_issued.inc();
-    publish(ctx, request, EventType::Normal, "Issued", "Issue", message).await;
+    audit::record(
+        AuditEvent::Issued,
+        request,
+        Some(&delivered.token_id),
+        None,
+        None,
+    );
+    // Who asked and who agreed, for whoever reads the events.
+    let who = match (&request.spec.requester, approver) {
+        (Some(requester), Some(approver)) => format!(
+            "Issued for {} (approved by {approver}). ",
+            requester.username
+        ),
+        (Some(requester), None) => format!("Issued for {}. ", requester.username),
+        (None, _) => String::new(),
+    };
+    publish(
+        ctx,
+        request,
+        EventType::Normal,
+        "Issued",
+        "Issue",
+        format!("{who}{message}"),
+    )
+    .await;
     Ok(Next::Done(Requeue::requeue(until(
         expires_at,
         Timestamp::now(),

@@ -2,6 +2,7 @@
 //! finalizer, events. Thin on purpose: every choice is made in `decide` (the step, and how
 //! to go on once an answer is in); each file here does one job.
 //!
+//! - `gate`: who may impersonate whom, and approval, checked before every mint
 //! - `issue`: mint, deliver, mark issued
 //! - `revoke`: revoke at Clerk, keep what can't be revoked yet in `pendingRevokes`
 //! - `finish`: expiry, a deleted Secret, the finalizer
@@ -11,6 +12,7 @@
 
 mod events;
 mod finish;
+mod gate;
 mod issue;
 mod revoke;
 mod secrets;
