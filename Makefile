@@ -43,10 +43,17 @@ crds: ## regenerate crds/ and the chart's CRDs from the Rust types
 # The image's repository and tag; the tag is the crate version, the chart's appVersion.
 IMAGE ?= actor-token-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# public: the Dockerfile's base images; local: stand-ins made from Debian 12 packages (buildah).
+BASES ?= public
 
 .PHONY: image
-image: ## build the container image IMAGE:<crate version> (default IMAGE=actor-token-operator; needs a Docker engine)
-	docker build -t $(IMAGE):$(VERSION) .
+image: ## build the image IMAGE:<crate version> from the Dockerfile: Docker if an engine answers, else buildah (BASES=local where public bases can't be pulled)
+	@hack/image.sh build --tag $(IMAGE):$(VERSION) --bases $(BASES) >/dev/null
+
+.PHONY: image-local
+image-local: ## the whole Dockerfile, build stage included, on local stand-in bases (buildah; ~20 min the first time); prints size and files
+	@ATO_IMAGE_ENGINE=buildah hack/image.sh build --tag localhost/$(IMAGE):$(VERSION) --bases local >/dev/null
+	@hack/image.sh report localhost/$(IMAGE):$(VERSION)
 
 .PHONY: demo
 demo: ## the whole story on a local control plane with the Clerk simulator, then clean up
