@@ -34,6 +34,7 @@ FROM scratch AS prebuilt
 COPY .build/image/actor-token-operator /out/actor-token-operator
 
 FROM ${BINARY} AS binary
+WORKDIR /out
 
 # Run: glibc and libgcc, CA certificates (for Clerk's TLS), no shell, no package manager.
 FROM ${RUNTIME_BASE}

@@ -67,19 +67,34 @@ build() {
     [[ -n $binary ]] || args+=(--build-arg "BUILD_BASE=$("$here/base-images.sh" build)")
   fi
 
+  # A test build of the same binary, Dockerfile and bases as the image under that tag already
+  # holds is skipped: the test binaries of one `cargo test` each ask for the image.
+  local key="" stamp=""
+  if [[ $engine == buildah && -n $binary ]]; then
+    key=$({ sha256sum <"$binary"; cat "$repo/Dockerfile" "$repo/.dockerignore"; printf '%s\n' "${args[@]}"; } | sha256sum | cut -c1-16)
+    stamp=$repo/.build/image/$(printf '%s' "$tag" | tr -c 'a-zA-Z0-9._-' _).key
+    if [[ -f $stamp && $(<"$stamp") == "$key" ]] && podman image exists "$tag"; then
+      log "$tag is up to date (the same binary, Dockerfile and bases)"
+      echo "$tag"
+      return
+    fi
+  fi
+
   local start=$SECONDS
   log "building $tag with $engine (bases: $bases; binary: ${binary:-compiled in the build stage})"
   case $engine in
     docker) docker build "${args[@]}" --tag "$tag" "$repo" >&2 ;;
     buildah)
       # chroot isolation: RUN steps need no OCI runtime, namespaces or cgroups of their own.
-      # --layers: an unchanged step (the same binary, say) is reused, as Docker does.
       local pull=(--pull)
       [[ $bases == local ]] && pull=(--pull=never)
-      buildah bud --isolation chroot --layers "${pull[@]}" "${args[@]}" --tag "$tag" "$repo" >&2
+      buildah bud --isolation chroot "${pull[@]}" "${args[@]}" --tag "$tag" "$repo" >&2 &&
+        # The image this tag named before, untagged now: vfs keeps a full copy of each.
+        buildah rmi --prune >/dev/null
       ;;
     *) die "unknown engine $engine (docker or buildah)" ;;
   esac || die "building $tag failed (see above)"
+  [[ -z $stamp ]] || echo "$key" >"$stamp"
   log "built $tag in $((SECONDS - start)) s"
   echo "$tag"
 }
@@ -88,12 +103,13 @@ build() {
 report() {
   local image=${1:?usage: $0 report IMAGE}
   containers_env
-  local size ctr
+  local size ctr listing
   size=$(podman image inspect --format '{{.Size}}' "$image") || die "no image $image"
   printf '%s: %s bytes (%s MB)\n' "$image" "$size" "$(awk -v s="$size" 'BEGIN {printf "%.1f", s / 1e6}')"
   ctr=$(podman create --quiet "$image")
-  podman export "$ctr" | tar --list --verbose | sort -k3,3n
+  listing=$(podman export "$ctr" | tar --list --verbose | sort -k3,3n)
   podman rm --force "$ctr" >/dev/null
+  printf '%s\n' "$listing"
 }
 
 case ${1:-} in

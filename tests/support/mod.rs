@@ -3,7 +3,10 @@
 //! namespace per test, deleted when the test ends, whether it passed or not.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod containers;
 pub mod env;
+pub mod kubelet;
+pub mod registry;
 
 use std::{
     path::{Path, PathBuf},
