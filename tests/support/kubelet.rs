@@ -604,7 +604,9 @@ impl RunningPod {
         ]);
         let container_name = format!("{}-{}", pod.name, container.name);
         let mut cmd = podman();
-        cmd.args(["run", "--detach", "--name", &container_name]);
+        // The label lets hack/test.sh remove containers a killed test left behind.
+        cmd.args(["run", "--detach", "--name", &container_name])
+            .arg("--label=actortokens.dev/test=true");
         if spec.automount_service_account_token != Some(false) {
             cmd.arg(format!(
                 "--volume={}:{SERVICE_ACCOUNT_DIR}:ro",
