@@ -46,7 +46,8 @@ package_versions() {
   echo "$versions"
 }
 
-key_of() { { cat "${BASH_SOURCE[0]}"; echo "$@"; } | sha256sum | cut -c1-16; }
+# A cache key: a hash of what goes in (versions, recipes as `declare -f` prints them).
+key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
 has_image() { podman image exists "$1"; }
 
@@ -78,6 +79,7 @@ make_runtime_rootfs() {
   done
   # Documentation goes; each package's copyright file stays (licences).
   find "$root/usr/share/doc" -type f ! -name copyright -delete
+  find "$root/usr/share/doc" -xtype l -delete   # links to packages left out (gcc-12-base)
   rm -rf "$root/usr/share/man" "$root/usr/share/lintian" "$root/usr/sbin/update-ca-certificates" \
     "$root/etc/ca-certificates/update.d"
   # What update-ca-certificates would write: every certificate the package ships, in one file.
@@ -111,7 +113,7 @@ GROUP
 runtime() {
   local versions key image rootfs
   versions=$(package_versions "${runtime_packages[@]}")
-  key=$(key_of "$versions")
+  key=$(key_of "$versions" "$(declare -f make_runtime_rootfs)")
   image=localhost/actor-token-operator-base/runtime:$key
   if ! has_image "$image"; then
     rootfs=$cache/base-runtime-$key/rootfs.tar
@@ -136,32 +138,40 @@ runtime() {
 # C compiler and linker, libc headers, make, pkg-config, the CA bundle (crates.io).
 build_packages=(gcc libc6-dev make pkg-config ca-certificates)
 
+# Debian 12 with the build packages, made by mmdebstrap from Debian's mirror.
+mmdebstrap_args=(--mode=root --variant=minbase
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*')
+
 build() {
   command -v rustc >/dev/null || die "rustc is not on PATH: the local build base carries this machine's Rust toolchain."
   eval "$("$here/container-tools.sh" --also mmdebstrap)"
-  local versions rust sysroot toolchain key image debian
+  local versions rust sysroot toolchain key image debian trusted
   versions=$(package_versions "${build_packages[@]}")
   rust=$(rustc --version)
   sysroot=$(rustc --print sysroot)
   toolchain=$(rustc -vV | sed -n 's/^release: //p')-$(rustc -vV | sed -n 's/^host: //p')
-  key=$(key_of "$versions" "$rust")
+  # This machine's CA bundle: Debian's, plus the CAs it trusts for its own network (a proxy's,
+  # say). The build stage downloads crates through that network; the runtime base keeps
+  # Debian's bundle only.
+  trusted=/etc/ssl/certs/ca-certificates.crt
+  [[ -f $trusted ]] || die "no CA bundle at $trusted"
+  debian=$cache/base-build-$(key_of "$versions" "${mmdebstrap_args[*]}")/debian.tar
+  key=$(key_of "$debian" "$rust" "$(sha256sum <"$trusted")" "$(declare -f build)")
   image=localhost/actor-token-operator-base/build:$key
   if has_image "$image"; then echo "$image"; return; fi
 
-  debian=$cache/base-build-$(key_of "$versions")/debian.tar
   if [[ ! -f $debian ]]; then
     log "making Debian 12 with $(tr '\n' ' ' <<<"$versions")(mmdebstrap; once, about 2 min)"
     mkdir -p "$(dirname "$debian")"
-    mmdebstrap --mode=root --variant=minbase --include="$(IFS=,; echo "${build_packages[*]}")" \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' \
+    mmdebstrap "${mmdebstrap_args[@]}" --include="$(IFS=,; echo "${build_packages[*]}")" \
       bookworm "$debian.tmp.tar" >&2 || die "mmdebstrap failed (see above)"
     mv "$debian.tmp.tar" "$debian"
   fi
 
   # The toolchain where the official image has it (RUSTUP_HOME, CARGO_HOME), as this
   # machine's rustup installed it: compiler, cargo, the standard library; no docs.
-  log "adding $rust to it"
+  log "adding $rust and this machine's CA bundle to it"
   local stage ctr
   stage=$(mktemp -d)
   mkdir -p "$stage/rustup/toolchains/$toolchain/bin" "$stage/cargo/bin"
@@ -173,6 +183,7 @@ build() {
   ctr=$(buildah from --quiet scratch)
   buildah add --quiet "$ctr" "$debian" / >/dev/null
   buildah add --quiet "$ctr" "$stage" /usr/local >/dev/null
+  buildah copy --quiet "$ctr" "$trusted" /etc/ssl/certs/ca-certificates.crt >/dev/null
   rm -rf "$stage"
   buildah config --env RUSTUP_HOME=/usr/local/rustup --env CARGO_HOME=/usr/local/cargo \
     --env PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -94,7 +94,7 @@ if [[ ! -x $registry ]]; then
   exec 9>"$cache/.registry.lock"
   flock 9
   if [[ ! -x $registry ]]; then
-    log "building registry $REGISTRY_VERSION from its Go module (first build only; about 2 min on 2 cores)"
+    log "building registry $REGISTRY_VERSION from its Go module (first build only; 3 min of CPU, 8 measured on a busy 2-core machine)"
     start=$SECONDS
     work=$cache/src/registry-$REGISTRY_VERSION
     rm -rf "$work" && mkdir -p "$work/bin"

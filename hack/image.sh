@@ -60,6 +60,10 @@ build() {
     [[ -x $binary ]] || die "no executable binary at $binary"
     cp --preserve=mode "$binary" "$repo/.build/image/actor-token-operator"
     args+=(--build-arg BINARY=prebuilt)
+  else
+    # The default, said out loud: buildah 1.28 skips a stage that only an ARG's default value
+    # names as needed.
+    args+=(--build-arg BINARY=build)
   fi
   if [[ $bases == local ]]; then
     args+=(--build-arg "RUNTIME_BASE=$("$here/base-images.sh" runtime)")
@@ -73,7 +77,7 @@ build() {
   if [[ $engine == buildah && -n $binary ]]; then
     key=$({ sha256sum <"$binary"; cat "$repo/Dockerfile" "$repo/.dockerignore"; printf '%s\n' "${args[@]}"; } | sha256sum | cut -c1-16)
     stamp=$repo/.build/image/$(printf '%s' "$tag" | tr -c 'a-zA-Z0-9._-' _).key
-    if [[ -f $stamp && $(<"$stamp") == "$key" ]] && podman image exists "$tag"; then
+    if [[ -f $stamp && $(<"$stamp") == "$key $(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null)" ]]; then
       log "$tag is up to date (the same binary, Dockerfile and bases)"
       echo "$tag"
       return
@@ -94,7 +98,7 @@ build() {
       ;;
     *) die "unknown engine $engine (docker or buildah)" ;;
   esac || die "building $tag failed (see above)"
-  [[ -z $stamp ]] || echo "$key" >"$stamp"
+  [[ -z $stamp ]] || echo "$key $(podman image inspect --format '{{.Id}}' "$tag")" >"$stamp"
   log "built $tag in $((SECONDS - start)) s"
   echo "$tag"
 }

@@ -93,11 +93,12 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// The repository the tests' image is tagged in (as a user's `image.repository`).
-pub const TEST_REPOSITORY: &str = "localhost/actor-token-operator";
+/// The repository the tests' image is tagged in (as a user's `image.repository`); apart from
+/// `make image-local`'s, which holds a release build.
+pub const TEST_REPOSITORY: &str = "localhost/actor-token-operator-test";
 
-/// The operator's image, `localhost/actor-token-operator:<crate version>` (the chart's default
-/// tag), built once per test binary from the Dockerfile's runtime stage with the operator
+/// The operator's image, `localhost/actor-token-operator-test:<crate version>` (the chart's
+/// default tag), built once per test binary from the Dockerfile's runtime stage with the operator
 /// binary of this test build (`BINARY=prebuilt`) on the local stand-in of distroless
 /// cc-debian12 (`hack/base-images.sh runtime`).
 pub fn test_image() -> &'static str {
