@@ -50,8 +50,12 @@ BASES ?= public
 image: ## build the image IMAGE:<crate version> from the Dockerfile: Docker if an engine answers, else buildah (BASES=local where public bases can't be pulled)
 	@hack/image.sh build --tag $(IMAGE):$(VERSION) --bases $(BASES) >/dev/null
 
+.PHONY: image-push
+image-push: ## push IMAGE:<crate version> with the engine that built it (log in to the registry first)
+	@hack/image.sh push $(IMAGE):$(VERSION)
+
 .PHONY: image-local
-image-local: ## the whole Dockerfile, build stage included, on local stand-in bases (buildah; ~20 min the first time); prints size and files
+image-local: ## the whole Dockerfile, build stage included, on local stand-in bases (buildah; 45 min the first time on a busy 2-core machine); prints size and files
 	@ATO_IMAGE_ENGINE=buildah hack/image.sh build --tag localhost/$(IMAGE):$(VERSION) --bases local >/dev/null
 	@hack/image.sh report localhost/$(IMAGE):$(VERSION)
 

@@ -9,6 +9,8 @@
 #                 (buildah only; for machines that can't pull the public ones)
 #       --binary  put this prebuilt binary in the image (the Dockerfile's BINARY=prebuilt)
 #                 instead of compiling it in the build stage
+#   hack/image.sh push IMAGE
+#       pushes it, with the engine that built it (log in first: docker login / podman login)
 #   hack/image.sh report IMAGE
 #       the image's size and every file in it (buildah/podman storage)
 #
@@ -103,6 +105,14 @@ build() {
   echo "$tag"
 }
 
+push() {
+  local image=${1:?usage: $0 push IMAGE}
+  case $(engine) in
+    docker) docker push "$image" ;;
+    *) containers_env; podman push "$image" ;;
+  esac
+}
+
 # Size as stored (uncompressed) and every file, largest last.
 report() {
   local image=${1:?usage: $0 report IMAGE}
@@ -118,6 +128,7 @@ report() {
 
 case ${1:-} in
   build) shift; build "$@" ;;
+  push) shift; push "$@" ;;
   report) shift; report "$@" ;;
-  *) echo "usage: $0 build [--tag T] [--bases public|local] [--binary PATH] | report IMAGE" >&2; exit 2 ;;
+  *) echo "usage: $0 build [--tag T] [--bases public|local] [--binary PATH] | push IMAGE | report IMAGE" >&2; exit 2 ;;
 esac
