@@ -21,10 +21,7 @@ use support::{
     TestNamespace,
     containers::{TEST_REPOSITORY, export_image, inspect_image, run, test_image},
     control_plane, eventually, install_crds,
-    kubelet::{
-        self, Node, PodIdentity, ProbeAnswer, RunningPod, effective_security, pod_name,
-        rendered_deployment,
-    },
+    kubelet::{self, Node, PodIdentity, ProbeAnswer, RunningPod, pod_name, rendered_deployment},
     repo_root, series_value,
 };
 
@@ -245,7 +242,7 @@ async fn lease_holder(client: &Client, namespace: &str) -> Option<String> {
 /// kernel's view of it, not from podman's configuration.
 fn assert_runs_as_the_chart_says(pod: &RunningPod) {
     let container = kubelet::the_container(&pod.spec).unwrap();
-    let chart = effective_security(
+    let chart = kubelet::translate::effective_security(
         pod.spec.security_context.as_ref(),
         container.security_context.as_ref(),
     )
@@ -292,14 +289,14 @@ fn assert_runs_as_the_chart_says(pod: &RunningPod) {
         .limits
         .as_ref()
         .unwrap();
-    let memory = kubelet::quantity(&limits["memory"].0).unwrap();
+    let memory = kubelet::translate::quantity(&limits["memory"].0).unwrap();
     assert_eq!(
         pod.cgroup_value("memory", "memory.limit_in_bytes")
             .as_deref(),
         Some(memory.to_string().as_str()),
         "memory limit"
     );
-    let cpu = kubelet::quantity(&limits["cpu"].0).unwrap();
+    let cpu = kubelet::translate::quantity(&limits["cpu"].0).unwrap();
     let quota: f64 = pod
         .cgroup_value("cpu", "cpu.cfs_quota_us")
         .unwrap()

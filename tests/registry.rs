@@ -63,6 +63,9 @@ async fn a_user_installs_chart_and_image_from_a_private_registry() {
     let registry = Registry::start().await;
     let repository = format!("{}/actor-token-operator", registry.host);
     let image = format!("{repository}:{VERSION}");
+    // The pulled copy goes when the test ends: each run's registry has a port of its own, so
+    // its images would pile up in the container storage.
+    let _pulled = RemoveImage(image.clone());
     let login = format!("{}:{}", registry.username, registry.password);
     let certs = registry.certs_d().join(&registry.host);
 
@@ -336,5 +339,14 @@ impl Drop for Uninstall {
             .helm()
             .args(["uninstall", &self.release, "--namespace", &self.namespace])
             .output();
+    }
+}
+
+/// Removes an image from the container storage when dropped.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = podman().args(["rmi", "--force", &self.0]).output();
     }
 }
