@@ -445,6 +445,11 @@ async fn the_charts_pod_runs_as_the_chart_says_elects_one_leader_and_hands_over(
 
     // The kubelet stops the leader's Pod: SIGTERM, SIGKILL after the grace period.
     let grace = leader.spec.termination_grace_period_seconds.unwrap();
+    assert_eq!(
+        leader.inspect()["Config"]["StopTimeout"].as_i64(),
+        Some(grace),
+        "podman stop waits the chart's terminationGracePeriodSeconds before SIGKILL"
+    );
     let (exit_code, took) = leader.stop();
     assert_eq!(
         exit_code, 0,
