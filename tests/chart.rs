@@ -24,7 +24,8 @@ use kube::{
 };
 use serde_json::{Value, json};
 use support::{
-    Operator, OperatorOptions, TestNamespace, control_plane, eventually, install_crds, repo_root,
+    Operator, OperatorOptions, TEST_BED_CHART_VALUES, TestNamespace, control_plane, eventually,
+    install_crds, repo_root,
 };
 
 /// Whether the operator binary on this branch has the `--leader-election` flags the chart
@@ -73,10 +74,6 @@ impl Helm {
 }
 
 const RENDER_NAMESPACE: &str = "ato-system";
-/// Values for every release installed on the shared control plane: it already runs the
-/// chart's admission policies (the test bed installs them from this chart), and those are
-/// cluster-wide objects that one release owns.
-const SHARED_PLANE_VALUES: &[&str] = &["--set", "admissionPolicies.enabled=false"];
 const KEY: &str = "sk_test_chart_key";
 /// The chart's default Lease name (values.yaml `leaderElection.leaseName`).
 const LEASE: &str = "actor-token-operator";
@@ -959,13 +956,8 @@ async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
         &format!("clusterClerkInstance.apiUrl={}", sim.api_url()),
         "--set",
         "clusterClerkInstance.secretKeyRef.name=clerk-key",
-        // The simulator is plain http on loopback.
-        "--set-json",
-        r#"clerk.apiHosts=["127.0.0.1"]"#,
-        "--set",
-        "clerk.allowInsecureHttp=true",
     ]);
-    install.args(SHARED_PLANE_VALUES);
+    install.args(TEST_BED_CHART_VALUES);
     run(install, "helm install");
 
     // The Deployment is stored (nothing runs it here); run what it would run, as its
@@ -1318,7 +1310,9 @@ async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
         !can_i(&sa, "update", "actortokenrequests.actortokens.dev", req),
         "the spec is never written"
     );
-    assert!(!can_i(
+    // Deleting a request is a person's (or a GitOps tool's) decision; the operator deletes
+    // only finished ones whose instance asks for it (deleteFinishedAfter).
+    assert!(can_i(
         &sa,
         "delete",
         "actortokenrequests.actortokens.dev",
@@ -1501,7 +1495,7 @@ async fn upgrade(client: &Client, installer: Helm, upgrader: Helm) {
         cmd.args([verb, &release.name])
             .arg(chart())
             .args(["--namespace", &release.namespace])
-            .args(SHARED_PLANE_VALUES)
+            .args(TEST_BED_CHART_VALUES)
             .args(values);
         cmd
     };

@@ -121,6 +121,7 @@ impl UserValues {
             &format!("rbac.create={rbac}"),
         ]
         .iter()
+        .chain(support::TEST_BED_CHART_VALUES)
         .map(|s| s.to_string())
         .collect()
     }

@@ -222,6 +222,7 @@ async fn a_user_installs_chart_and_image_from_a_private_registry() {
         "--set",
         "clusterClerkInstance.secretKeyRef.name=clerk-key",
     ]);
+    install.args(support::TEST_BED_CHART_VALUES);
     run(install, "helm install oci://");
     let _uninstall = Uninstall {
         release: release.clone(),

@@ -82,6 +82,19 @@ impl ControlPlane {
     }
 }
 
+/// Values every chart release on the test control plane sets: the plane already runs the
+/// chart's admission policies (the test bed installs them from the chart; they are
+/// cluster-wide objects that one release owns), and Clerk is the simulator, plain http on
+/// loopback.
+pub const TEST_BED_CHART_VALUES: &[&str] = &[
+    "--set",
+    "admissionPolicies.enabled=false",
+    "--set-json",
+    r#"clerk.apiHosts=["127.0.0.1"]"#,
+    "--set",
+    "clerk.allowInsecureHttp=true",
+];
+
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
