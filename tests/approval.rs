@@ -157,6 +157,21 @@ async fn the_requester_and_people_without_the_right_cannot_decide_an_approver_ca
         own.contains("alice@example.com requested this: someone else must approve or deny it"),
         "{own}"
     );
+    // Whoever holds the operator's virtual verb `issue` is the operator to the policies, and
+    // the operator never decides, even with the right to approve.
+    const OPERATOR_LIKE: &str = "ops-bot@example.com";
+    approver(&env, OPERATOR_LIKE, true);
+    grant(
+        Some(&env.ns.name),
+        "issuer",
+        OPERATOR_LIKE,
+        json!([{ "apiGroups": ["actortokens.dev"], "resources": ["actortokenrequests"], "verbs": ["issue"] }]),
+    );
+    let operator = decide(&env, OPERATOR_LIKE, "t-1", "Approved", 0, None).unwrap_err();
+    assert!(
+        operator.contains("the operator never approves or denies"),
+        "{operator}"
+    );
     let carol = decide(&env, CAROL, "t-1", "Approved", 0, None).unwrap_err();
     assert!(
         carol.contains(
