@@ -34,7 +34,49 @@ use support::{
 /// saying so, when this disagrees with the binary's `run --help`.
 const LEADER_ELECTION: bool = true;
 
+/// The Helm major versions the chart is tested with (hack/build-tools.sh builds both, from
+/// hack/versions.env): many clusters are still driven by Helm 3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Helm {
+    V3,
+    V4,
+}
+
+const HELMS: [Helm; 2] = [Helm::V3, Helm::V4];
+
+impl Helm {
+    /// `helm` of this major version, talking to the test control plane.
+    fn command(self) -> Command {
+        let plane = control_plane();
+        let binary = match self {
+            Helm::V3 => "helm3",
+            Helm::V4 => "helm",
+        };
+        let mut cmd = Command::new(plane.bin_dir.join(binary));
+        cmd.arg("--kubeconfig").arg(&plane.kubeconfig);
+        cmd
+    }
+
+    /// The version hack/versions.env pins for it.
+    fn pinned_version(self) -> String {
+        let key = match self {
+            Helm::V3 => "HELM3_VERSION=",
+            Helm::V4 => "HELM_VERSION=",
+        };
+        std::fs::read_to_string(repo_root().join("hack/versions.env"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in hack/versions.env"))
+            .to_owned()
+    }
+}
+
 const RENDER_NAMESPACE: &str = "ato-system";
+/// Values for every release installed on the shared control plane: it already runs the
+/// chart's admission policies (the test bed installs them from this chart), and those are
+/// cluster-wide objects that one release owns.
+const SHARED_PLANE_VALUES: &[&str] = &["--set", "admissionPolicies.enabled=false"];
 const KEY: &str = "sk_test_chart_key";
 /// The chart's default Lease name (values.yaml `leaderElection.leaseName`).
 const LEASE: &str = "actor-token-operator";
@@ -57,9 +99,13 @@ fn run(mut cmd: Command, what: &str) -> String {
     stdout
 }
 
-/// `helm template` of the chart as release `release` in `namespace`, as YAML.
+/// `helm template` (Helm 4) of the chart as release `release` in `namespace`, as YAML.
 fn render_yaml(release: &str, namespace: &str, values: &[String]) -> String {
-    let mut cmd = control_plane().helm();
+    render_yaml_with(Helm::V4, release, namespace, values)
+}
+
+fn render_yaml_with(helm: Helm, release: &str, namespace: &str, values: &[String]) -> String {
+    let mut cmd = helm.command();
     cmd.args(["template", release])
         .arg(chart())
         .args(["--namespace", namespace])
@@ -81,13 +127,18 @@ fn args(values: &[&str]) -> Vec<String> {
 }
 
 /// Every optional part switched on and the non-default RBAC mode: Roles in the `watch`
-/// namespaces only, a ServiceMonitor, a NetworkPolicy and a ClusterClerkInstance.
+/// namespaces only, a ServiceMonitor, a PrometheusRule, the Grafana dashboard's ConfigMap, a
+/// NetworkPolicy and a ClusterClerkInstance.
 fn non_default_values(watch: [&str; 2], instance: &str) -> Vec<String> {
     args(&[
         "--set-json",
         &format!(r#"watchNamespaces=["{}","{}"]"#, watch[0], watch[1]),
         "--set",
         "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
         "--set-json",
         r#"metrics.serviceMonitor.labels={"release":"prometheus"}"#,
         "--set",
@@ -168,7 +219,6 @@ const NAMESPACED_GRANTS: &[&str] = &[
     "actortokens.dev actortokenrequests patch",
     "actortokens.dev actortokenrequests issue",
     "actortokens.dev actortokenrequests/status update",
-    "actortokens.dev actortokenrequests/finalizers update",
     "actortokens.dev clerkinstances get",
     "actortokens.dev clerkinstances list",
     "actortokens.dev clerkinstances watch",
@@ -177,7 +227,6 @@ const NAMESPACED_GRANTS: &[&str] = &[
     " secrets list",
     " secrets watch",
     " secrets create",
-    " secrets update",
     " secrets delete",
     "events.k8s.io events create",
     "events.k8s.io events patch",
@@ -216,6 +265,12 @@ fn the_chart_declares_the_crate_version_and_ships_the_crds() {
         Some(env!("CARGO_PKG_VERSION")),
         "Chart.yaml's appVersion (the default image tag) must be Cargo.toml's version"
     );
+    // One version for crate, image and chart: a chart change ships in the next release.
+    assert_eq!(
+        chart_yaml["version"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml's version must be Cargo.toml's version (hack/release/check-version.sh)"
+    );
 
     // The same CRD files as the top-level crds/ (tests/crds.rs checks their content against
     // the Rust types).
@@ -240,11 +295,26 @@ fn the_chart_declares_the_crate_version_and_ships_the_crds() {
 #[test]
 fn the_chart_lints_and_renders_the_values_given() {
     let non_default = non_default_values(["a", "b"], "chart-render");
+    for helm in HELMS {
+        for values in [&[][..], &non_default[..]] {
+            let mut cmd = helm.command();
+            cmd.args(["lint", "--strict"]).arg(chart()).args(values);
+            let out = run(cmd, &format!("helm lint ({helm:?})"));
+            assert!(out.contains("0 chart(s) failed"), "{helm:?}: {out}");
+        }
+    }
+    // Helm 3 and Helm 4 render the chart alike, so what follows holds for both.
     for values in [&[][..], &non_default[..]] {
-        let mut cmd = control_plane().helm();
-        cmd.args(["lint", "--strict"]).arg(chart()).args(values);
-        let out = run(cmd, "helm lint");
-        assert!(out.contains("0 chart(s) failed"), "{out}");
+        let objects = |helm| {
+            serde_saphyr::from_multiple::<Value>(&render_yaml_with(
+                helm,
+                "rel",
+                RENDER_NAMESPACE,
+                values,
+            ))
+            .unwrap()
+        };
+        assert_eq!(objects(Helm::V3), objects(Helm::V4), "values {values:?}");
     }
 
     // Default: all namespaces, cluster-wide RBAC, two replicas with leader election.
@@ -337,7 +407,13 @@ fn the_chart_lints_and_renders_the_values_given() {
     let service = of_kind(&docs, "Service")[0];
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
     assert_eq!(service["spec"]["selector"], *selector);
-    for kind in ["ServiceMonitor", "NetworkPolicy", "ClusterClerkInstance"] {
+    for kind in [
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ConfigMap",
+        "NetworkPolicy",
+        "ClusterClerkInstance",
+    ] {
         assert!(of_kind(&docs, kind).is_empty(), "no {kind} by default");
     }
 
@@ -499,6 +575,15 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
 
+    // Their content is checked in tests/monitoring.rs.
+    assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
+    let dashboards = of_kind(&docs, "ConfigMap");
+    assert_eq!(dashboards.len(), 1);
+    assert_eq!(
+        dashboards[0]["metadata"]["labels"]["grafana_dashboard"],
+        "1"
+    );
+
     let policies = of_kind(&docs, "NetworkPolicy");
     assert_eq!(policies.len(), 1);
     let policy = &policies[0]["spec"];
@@ -585,22 +670,35 @@ async fn a_wrong_value_fails_helm_install_with_a_clear_message() {
             &["--set", "networkPolicy.enabled=true"],
             "networkPolicy.apiServer.cidrs is required when networkPolicy.enabled is true",
         ),
+        (
+            &[
+                "--set-json",
+                r#"metrics.prometheusRule.disabled=["ActorTokensLost"]"#,
+            ],
+            "at '/metrics/prometheusRule/disabled/0': value must be one of 'ActorTokenLost'",
+        ),
+        (
+            &["--set", "metrics.prometheusRule.selector=job=operator"],
+            "at '/metrics/prometheusRule/selector': 'job=operator' does not match pattern",
+        ),
     ];
-    for (values, expected) in cases {
-        let out = control_plane()
-            .helm()
-            .args(["install", "wrong"])
-            .arg(chart())
-            .args(["--namespace", &ns.name])
-            .args(*values)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{values:?} was accepted");
-        assert!(
-            stderr.contains(expected),
-            "{values:?}: expected {expected:?} in:\n{stderr}"
-        );
+    for helm in HELMS {
+        for (values, expected) in cases {
+            let out = helm
+                .command()
+                .args(["install", "wrong"])
+                .arg(chart())
+                .args(["--namespace", &ns.name])
+                .args(*values)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{helm:?}: {values:?} was accepted");
+            assert!(
+                stderr.contains(expected),
+                "{helm:?}, {values:?}: expected {expected:?} in:\n{stderr}"
+            );
+        }
     }
     // Helm keeps a Secret per release revision, whatever its state: none was made.
     let releases = run(
@@ -623,9 +721,14 @@ async fn a_wrong_value_fails_helm_install_with_a_clear_message() {
     assert_eq!(releases.trim(), "", "nothing was installed");
 }
 
-/// Registers the stand-in ServiceMonitor CRD (see the file) once per test binary.
-fn install_servicemonitor_crd() {
-    let crd = repo_root().join("tests/fixtures/servicemonitor-crd.yaml");
+/// Registers the stand-in ServiceMonitor and PrometheusRule CRDs (see the files).
+fn install_monitoring_crds() {
+    for crd in ["servicemonitor-crd.yaml", "prometheusrule-crd.yaml"] {
+        install_fixture_crd(&repo_root().join("tests/fixtures").join(crd));
+    }
+}
+
+fn install_fixture_crd(crd: &Path) {
     for (what, verb) in [
         (
             "apply",
@@ -637,15 +740,15 @@ fn install_servicemonitor_crd() {
         ),
     ] {
         let mut cmd = control_plane().kubectl();
-        cmd.args(verb).arg(&crd);
-        run(cmd, &format!("kubectl {what} of the ServiceMonitor CRD"));
+        cmd.args(verb).arg(crd);
+        run(cmd, &format!("kubectl {what} of {}", crd.display()));
     }
 }
 
 #[tokio::test]
 async fn the_api_server_accepts_what_the_chart_renders() {
     install_crds();
-    install_servicemonitor_crd();
+    install_monitoring_crds();
     let client = control_plane().client().await;
     let release_ns = TestNamespace::create(&client, "chart-dry").await;
     let watch_a = TestNamespace::create(&client, "chart-dry-a").await;
@@ -686,16 +789,18 @@ async fn the_api_server_accepts_what_the_chart_renders() {
     }
 }
 
-/// Uninstalls a release when dropped.
+/// Uninstalls a release when dropped, with the Helm that last handled it.
 struct Release {
     name: String,
     namespace: String,
+    helm: Helm,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = control_plane()
-            .helm()
+        let _ = self
+            .helm
+            .command()
             .args([
                 "uninstall",
                 &self.name,
@@ -788,13 +893,15 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
     install_crds();
     let client = control_plane().client().await;
     // One after the other: a cluster-wide operator would also serve the other scope's requests.
-    for scope in [Scope::Namespaced, Scope::ClusterWide] {
-        install_and_serve(&client, scope).await;
+    for helm in HELMS {
+        for scope in [Scope::Namespaced, Scope::ClusterWide] {
+            install_and_serve(&client, helm, scope).await;
+        }
     }
 }
 
-async fn install_and_serve(client: &Client, scope: Scope) {
-    eprintln!("== chart installed with scope {scope:?}");
+async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
+    eprintln!("== chart installed by {helm:?} with scope {scope:?}");
     let release_ns = TestNamespace::create(client, "chart-rel").await;
     let request_ns = TestNamespace::create(client, "chart-req").await;
     let other_ns = TestNamespace::create(client, "chart-other").await;
@@ -823,10 +930,11 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let release = Release {
         name: format!("ato-{suffix}"),
         namespace: release_ns.name.clone(),
+        helm,
     };
     let cluster_instance = format!("chart-{suffix}");
     let service_account = format!("{}-actor-token-operator", release.name);
-    let mut install = control_plane().helm();
+    let mut install = helm.command();
     install
         .args(["install", &release.name])
         .arg(chart())
@@ -855,11 +963,8 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         r#"clerk.apiHosts=["127.0.0.1"]"#,
         "--set",
         "clerk.allowInsecureHttp=true",
-        // The shared control plane already runs the chart's admission policies (the test
-        // bed installs them from this chart); they are cluster-wide and one release owns them.
-        "--set",
-        "admissionPolicies.enabled=false",
     ]);
+    install.args(SHARED_PLANE_VALUES);
     run(install, "helm install");
 
     // The Deployment is stored (nothing runs it here); run what it would run, as its
@@ -1039,7 +1144,60 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         let secret = secrets.get(name).await.expect("the link's Secret exists");
         assert!(secret.data.unwrap().contains_key("url"));
     }
-    assert_eq!(sim.live_tokens().len(), 2);
+    // A request whose instance comes later: it waits, and is issued from the cache once the
+    // instance appears (reading the request afresh first).
+    requests
+        .create(
+            &pp,
+            &object(json!({
+                "apiVersion": "actortokens.dev/v1alpha1",
+                "kind": "ActorTokenRequest",
+                "metadata": { "name": "via-late-instance" },
+                "spec": {
+                    "userId": "user_chart",
+                    "actor": { "sub": "user_support" },
+                    "instanceRef": { "kind": "ClerkInstance", "name": "late" },
+                },
+            })),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "via-late-instance to wait for its instance",
+        || async {
+            let request = requests.get("via-late-instance").await.ok()?;
+            let status = request.status?;
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "InstanceNotReady")
+                .then_some(())
+        },
+    )
+    .await;
+    instances
+        .create(
+            &pp,
+            &object(json!({
+                "apiVersion": "actortokens.dev/v1alpha1",
+                "kind": "ClerkInstance",
+                "metadata": { "name": "late" },
+                "spec": { "apiUrl": sim.api_url(), "secretKeyRef": { "name": "clerk-key" } },
+            })),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "via-late-instance to be Issued",
+        || async {
+            (requests.get("via-late-instance").await.ok()?.phase() == Some(Phase::Issued))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(sim.live_tokens().len(), 3);
     // Events were published.
     let events = Api::<Event>::namespaced(client.clone(), &request_ns.name);
     eventually(Duration::from_secs(30), "an Issued event", || async {
@@ -1056,15 +1214,27 @@ async fn install_and_serve(client: &Client, scope: Scope) {
             .get(LEASE)
             .await
             .expect("the operator created the chart's Lease");
+        let written = lease.metadata.resource_version.clone();
         let holder = lease.spec.and_then(|s| s.holder_identity);
         assert!(
             holder.is_some_and(|h| !h.is_empty()),
             "the Lease has a holder"
         );
+        // And renews it.
+        let leases = Api::<Lease>::namespaced(client.clone(), &release.namespace);
+        eventually(
+            Duration::from_secs(30),
+            "a renewal of the Lease",
+            || async {
+                let lease = leases.get(LEASE).await.ok()?;
+                (lease.metadata.resource_version != written).then_some(())
+            },
+        )
+        .await;
     }
 
     // Deleting revokes and removes the finalizer (and the Secret).
-    for name in ["via-cluster-instance", "via-instance"] {
+    for name in ["via-cluster-instance", "via-instance", "via-late-instance"] {
         requests
             .delete(name, &DeleteParams::default())
             .await
@@ -1099,6 +1269,34 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         "RBAC refused the operator something:\n{log}"
     );
     drop(operator);
+
+    // Every grant is used: what the ServiceAccount did, from the API server's audit log,
+    // justifies each verb of each rule the chart installed. A grant nothing used is one to
+    // drop (or, if the code does need it, a path this test should exercise).
+    let used = audit_calls(&sa);
+    let mut unused = Vec::new();
+    for role in installed_roles(&release.name) {
+        for grant in role.grants {
+            let justified = NEEDED_BUT_NOT_EXERCISED.contains(&grant.line.as_str())
+                || used
+                    .iter()
+                    .any(|call| grant.allows(role.namespace.as_deref(), call));
+            if !justified {
+                unused.push(format!("{} {}: {}", role.kind, role.name, grant.line));
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "the chart grants what the operator never did in this run:\n{}\nit did:\n{}",
+        unused.join("\n"),
+        used.iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // What the ServiceAccount can't do.
     let (rel, req, other) = (
@@ -1174,7 +1372,7 @@ async fn install_and_serve(client: &Client, scope: Scope) {
 
     run(
         {
-            let mut cmd = control_plane().helm();
+            let mut cmd = helm.command();
             cmd.args([
                 "uninstall",
                 &release.name,
@@ -1202,4 +1400,355 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         "cluster-scoped objects left: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[test]
+fn helm_3_and_helm_4_are_the_pinned_releases() {
+    for helm in HELMS {
+        let mut cmd = helm.command();
+        cmd.args(["version", "--template", "{{ .Version }}"]);
+        let version = run(cmd, "helm version");
+        assert_eq!(version.trim(), helm.pinned_version(), "{helm:?}");
+    }
+}
+
+/// Chart.yaml's kubeVersion is enforced by both Helms: below it nothing is rendered.
+#[test]
+fn the_chart_refuses_a_kubernetes_older_than_it_supports() {
+    for helm in HELMS {
+        let template = |kube: &str| {
+            helm.command()
+                .args(["template", "rel"])
+                .arg(chart())
+                .args(["--kube-version", kube])
+                .output()
+                .unwrap()
+        };
+        let old = template("1.35.9");
+        let stderr = String::from_utf8_lossy(&old.stderr);
+        assert!(!old.status.success(), "{helm:?} rendered for 1.35");
+        assert!(
+            stderr.contains(">=1.36.0-0") && stderr.contains("v1.35.9"),
+            "{helm:?}: {stderr}"
+        );
+        let supported = template("1.36.0");
+        assert!(
+            supported.status.success(),
+            "{helm:?}: {}",
+            String::from_utf8_lossy(&supported.stderr)
+        );
+    }
+}
+
+/// `helm history` of a release, as (revision, status) pairs.
+fn history(helm: Helm, release: &Release) -> Vec<(u64, String)> {
+    let mut cmd = helm.command();
+    cmd.args([
+        "history",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+        "-o",
+        "json",
+    ]);
+    let entries: Vec<Value> = serde_json::from_str(&run(cmd, "helm history")).unwrap();
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e["revision"].as_u64().unwrap(),
+                e["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Upgrading changes what the operator runs with and, what matters most, what it may do:
+/// narrowing `watchNamespaces` takes away the Secret access everywhere else that the
+/// cluster-wide release granted. With each Helm, and across them (a Helm 3 release upgraded
+/// by Helm 4, as a cluster moving to Helm 4 does it); then uninstalled by the upgrader.
+#[tokio::test]
+async fn an_upgrade_narrows_what_the_operator_may_do() {
+    install_crds();
+    let client = control_plane().client().await;
+    for (installer, upgrader) in [
+        (Helm::V3, Helm::V3),
+        (Helm::V4, Helm::V4),
+        (Helm::V3, Helm::V4),
+    ] {
+        upgrade(&client, installer, upgrader).await;
+    }
+}
+
+async fn upgrade(client: &Client, installer: Helm, upgrader: Helm) {
+    eprintln!("== installed by {installer:?}, upgraded by {upgrader:?}");
+    let release_ns = TestNamespace::create(client, "chart-up").await;
+    let served = TestNamespace::create(client, "chart-up-req").await;
+    let other = TestNamespace::create(client, "chart-up-other").await;
+    let suffix = release_ns.name.rsplit('-').next().unwrap().to_owned();
+    let mut release = Release {
+        name: format!("up-{suffix}"),
+        namespace: release_ns.name.clone(),
+        helm: installer,
+    };
+    let fullname = format!("{}-actor-token-operator", release.name);
+    let sa = format!("system:serviceaccount:{}:{fullname}", release.namespace);
+    let helm_in = |helm: Helm, verb: &str, values: &[&str]| {
+        let mut cmd = helm.command();
+        cmd.args([verb, &release.name])
+            .arg(chart())
+            .args(["--namespace", &release.namespace])
+            .args(SHARED_PLANE_VALUES)
+            .args(values);
+        cmd
+    };
+    let deployment_args = || {
+        let mut cmd = control_plane().kubectl();
+        cmd.args([
+            "get",
+            "deployment",
+            &fullname,
+            "-n",
+            &release.namespace,
+            "-o",
+            "json",
+        ]);
+        container_args(&serde_json::from_str(&run(cmd, "kubectl get deployment")).unwrap())
+    };
+
+    run(
+        helm_in(installer, "install", &["--set", "concurrency=2"]),
+        "helm install",
+    );
+    assert!(deployment_args().contains(&"--concurrency=2".to_owned()));
+    assert!(can_i(&sa, "get", "secrets", Some(&other.name)));
+
+    // A wrong value is refused at upgrade too, and leaves the release as it was.
+    let refused = helm_in(upgrader, "upgrade", &["--set", "logFormat=yaml"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("at '/logFormat'"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    run(
+        helm_in(
+            upgrader,
+            "upgrade",
+            &[
+                "--set",
+                "concurrency=3",
+                "--set-json",
+                &format!(r#"watchNamespaces=["{}"]"#, served.name),
+            ],
+        ),
+        "helm upgrade",
+    );
+    release.helm = upgrader;
+    assert_eq!(
+        history(upgrader, &release),
+        [(1, "superseded".to_owned()), (2, "deployed".to_owned())]
+    );
+    let args = deployment_args();
+    assert!(args.contains(&"--concurrency=3".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&format!("--namespaces={}", served.name)),
+        "{args:?}"
+    );
+    // RBAC's authorizer follows its watch of roles and bindings: wait for it.
+    eventually(
+        Duration::from_secs(30),
+        "the operator to lose Secret access outside the served namespace",
+        || async { (!can_i(&sa, "get", "secrets", Some(&other.name))).then_some(()) },
+    )
+    .await;
+    assert!(!can_i(
+        &sa,
+        "list",
+        "actortokenrequests.actortokens.dev",
+        Some(&other.name)
+    ));
+    assert!(can_i(&sa, "create", "secrets", Some(&served.name)));
+    assert!(can_i(
+        &sa,
+        "list",
+        "clusterclerkinstances.actortokens.dev",
+        None
+    ));
+
+    let mut uninstall = upgrader.command();
+    uninstall.args([
+        "uninstall",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+    ]);
+    run(uninstall, "helm uninstall");
+    let mut left = control_plane().kubectl();
+    left.args([
+        "get",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        &format!("app.kubernetes.io/instance={}", release.name),
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        run(left, "kubectl get").trim(),
+        "",
+        "cluster-scoped objects left"
+    );
+    let mut roles = control_plane().kubectl();
+    roles.args([
+        "get",
+        "roles,rolebindings",
+        "-n",
+        &served.name,
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        run(roles, "kubectl get").trim(),
+        "",
+        "Roles left in {}",
+        served.name
+    );
+}
+
+/// Grants the operator needs on paths this test can't make happen at will, each with why.
+const NEEDED_BUT_NOT_EXERCISED: &[&str] = &[
+    // kube's event recorder patches an event's series when the same event is published twice
+    // for the same version of a request: a retry that fails the same way before any write.
+    "events.k8s.io events patch",
+];
+
+/// One API call, as the audit log has it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Call {
+    namespace: Option<String>,
+    group: String,
+    /// `resource` or `resource/subresource`
+    resource: String,
+    name: Option<String>,
+    verb: String,
+}
+
+/// Every call `user` made that RBAC allowed, from the control plane's audit log (which
+/// hack/envtest.sh writes for ServiceAccounts only).
+fn audit_calls(user: &str) -> Vec<Call> {
+    let path = control_plane().state_dir.join("audit.log");
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "no audit log at {} ({e}): the control plane predates audit logging; \
+             restart it (make envtest-stop)",
+            path.display()
+        )
+    });
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["user"]["username"] == user)
+        .filter(|event| event["annotations"]["authorization.k8s.io/decision"] == "allow")
+        .filter_map(|event| {
+            let object = &event["objectRef"];
+            let resource = object["resource"].as_str()?;
+            let text = |v: &Value| v.as_str().map(str::to_owned);
+            Some(Call {
+                namespace: text(&object["namespace"]),
+                group: text(&object["apiGroup"]).unwrap_or_default(),
+                resource: match object["subresource"].as_str() {
+                    Some(sub) => format!("{resource}/{sub}"),
+                    None => resource.to_owned(),
+                },
+                name: text(&object["name"]),
+                verb: text(&event["verb"])?,
+            })
+        })
+        .collect()
+}
+
+struct InstalledRole {
+    kind: String,
+    name: String,
+    /// A Role's namespace; `None` for a ClusterRole.
+    namespace: Option<String>,
+    grants: Vec<Grant>,
+}
+
+struct Grant {
+    /// "group resource verb", as in NAMESPACED_GRANTS (names left out).
+    line: String,
+    group: String,
+    resource: String,
+    verb: String,
+    names: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// Whether this grant, in a role of `namespace` (`None`: cluster-wide), allows `call`.
+    fn allows(&self, namespace: Option<&str>, call: &Call) -> bool {
+        self.group == call.group
+            && self.resource == call.resource
+            && self.verb == call.verb
+            && (namespace.is_none() || namespace == call.namespace.as_deref())
+            && self
+                .names
+                .as_ref()
+                .is_none_or(|names| call.name.as_ref().is_some_and(|n| names.contains(n)))
+    }
+}
+
+/// The Roles and ClusterRoles the release installed, rule by rule.
+fn installed_roles(release: &str) -> Vec<InstalledRole> {
+    let out = run(
+        {
+            let mut cmd = control_plane().kubectl();
+            cmd.args([
+                "get",
+                "clusterroles,roles",
+                "-A",
+                "-l",
+                &format!("app.kubernetes.io/instance={release}"),
+                "-o",
+                "json",
+            ]);
+            cmd
+        },
+        "kubectl get roles",
+    );
+    let list: Value = serde_json::from_str(&out).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|role| {
+            let mut grants = Vec::new();
+            for rule in role["rules"].as_array().unwrap() {
+                let names = rule["resourceNames"]
+                    .as_array()
+                    .map(|_| strings(&rule["resourceNames"]));
+                for group in strings(&rule["apiGroups"]) {
+                    for resource in strings(&rule["resources"]) {
+                        for verb in strings(&rule["verbs"]) {
+                            grants.push(Grant {
+                                line: format!("{group} {resource} {verb}"),
+                                group: group.clone(),
+                                resource: resource.clone(),
+                                verb,
+                                names: names.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            InstalledRole {
+                kind: role["kind"].as_str().unwrap().to_owned(),
+                name: role["metadata"]["name"].as_str().unwrap().to_owned(),
+                namespace: role["metadata"]["namespace"].as_str().map(str::to_owned),
+                grants,
+            }
+        })
+        .collect()
 }
