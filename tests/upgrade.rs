@@ -10,7 +10,7 @@ mod support;
 
 use std::{
     collections::BTreeSet,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command},
     time::Duration,
 };
@@ -47,7 +47,7 @@ async fn an_upgrade_keeps_every_promise_and_refuses_requests_without_a_requester
     );
 
     // --- The last release, as installed today: its CRDs and its operator, no policies.
-    release.install_crds();
+    install_crds(&release.tree.join("crds/actortokens.dev.yaml"));
     let client = plane.client().await;
     let ns = TestNamespace::create(&client, "upgrade").await;
     let sim = clerk_sim::start(SimConfig {
@@ -115,6 +115,13 @@ async fn an_upgrade_keeps_every_promise_and_refuses_requests_without_a_requester
     .await;
     env.wait_phase("expires-after-upgrade", Phase::Issued).await;
 
+    // --- The upgrade, in the README's order: the CRDs first, while the old operator runs;
+    // then the chart brings the admission policies, and the Deployment rolls.
+    install_crds(&repo_root().join("crds/actortokens.dev.yaml"));
+    support::admission::install_admission_policies();
+    old.stop().await;
+    env.assert_no_credential_in("the old operator's output", &old.output());
+
     let before = env
         .requests
         .list(&ListParams::default())
@@ -127,12 +134,6 @@ async fn an_upgrade_keeps_every_promise_and_refuses_requests_without_a_requester
     );
     let tokens_before = token_ids(&env);
     let calls_before = env.sim.stats();
-
-    // --- The upgrade, in the README's order: the old operator goes (the Deployment rolls),
-    // the CRDs first, then the chart brings the admission policies and the new operator.
-    old.stop().await;
-    env.assert_no_credential_in("the old operator's output", &old.output());
-    support::install_crds();
     // The waiting request's instance becomes usable meanwhile: nothing but its missing
     // requester stands between it and a token now.
     env.apply(json!({
@@ -313,25 +314,26 @@ impl Release {
             tree: dir.join("src"),
         }
     }
+}
 
-    /// Its CRDs, applied as its README said, and served.
-    fn install_crds(&self) {
-        let crds = self.tree.join("crds/actortokens.dev.yaml");
-        let yaml = std::fs::read_to_string(&crds)
-            .unwrap_or_else(|e| panic!("read {}: {e}", crds.display()));
-        support::admission::apply_yaml(&yaml);
-        let out = control_plane()
-            .kubectl()
-            .args(["wait", "--for=condition=Established", "--timeout=60s", "-f"])
-            .arg(&crds)
-            .output()
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "the release's CRDs are not established: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// Applies the CRDs in `file` as the README says (`kubectl apply --server-side`) and waits
+/// until they are served.
+fn install_crds(file: &Path) {
+    let yaml =
+        std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    support::admission::apply_yaml(&yaml);
+    let out = control_plane()
+        .kubectl()
+        .args(["wait", "--for=condition=Established", "--timeout=60s", "-f"])
+        .arg(file)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "the CRDs of {} are not established: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The last release's operator process. Started with its own flags (it knows none of this
