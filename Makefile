@@ -59,10 +59,21 @@ crds: ## regenerate crds/, the chart's CRDs and its admission policies from the 
 # The image's repository and tag; the tag is the crate version, the chart's appVersion.
 IMAGE ?= actor-token-operator
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# public: the Dockerfile's base images; local: stand-ins made from Debian 12 packages (buildah).
+BASES ?= public
 
 .PHONY: image
-image: ## build the container image IMAGE:<crate version> (default IMAGE=actor-token-operator; needs a Docker engine)
-	docker build -t $(IMAGE):$(VERSION) .
+image: ## build the image IMAGE:<crate version> from the Dockerfile: Docker if an engine answers, else buildah (BASES=local where public bases can't be pulled)
+	@hack/image.sh build --tag $(IMAGE):$(VERSION) --bases $(BASES) >/dev/null
+
+.PHONY: image-push
+image-push: ## push IMAGE:<crate version> with the engine that built it (log in to the registry first)
+	@hack/image.sh push $(IMAGE):$(VERSION)
+
+.PHONY: image-local
+image-local: ## the whole Dockerfile, build stage included, on local stand-in bases (buildah; 45 min the first time on a busy 2-core machine); prints size and files
+	@ATO_IMAGE_ENGINE=buildah hack/image.sh build --tag localhost/$(IMAGE):$(VERSION) --bases local >/dev/null
+	@hack/image.sh report localhost/$(IMAGE):$(VERSION)
 
 .PHONY: demo
 demo: ## the whole story on a local control plane with the Clerk simulator, then clean up

@@ -6,7 +6,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export ENVTEST_DIR=${ENVTEST_DIR:-$PWD/.build/envtest}
 started=""
-cleanup() { [[ -n $started ]] && hack/envtest.sh stop || true; }
+cleanup() {
+  # Containers of a test that was killed before it could remove them would outlive the run.
+  if command -v podman >/dev/null; then
+    (eval "$(hack/container-tools.sh 2>/dev/null)" && export CONTAINERS_CONF CONTAINERS_STORAGE_CONF &&
+      podman rm --force --time 0 --filter label=actortokens.dev/test >/dev/null 2>&1) || true
+  fi
+  [[ -n $started ]] && hack/envtest.sh stop || true
+}
 trap cleanup EXIT
 
 echo "== building the test control plane (cached after the first run)"
@@ -24,6 +31,9 @@ hack/promcheck.sh >/dev/null
 
 echo "== linting the GitHub Actions workflows (actionlint, shellcheck on their scripts)"
 hack/lint-workflows.sh
+
+echo "== installing the container tools (podman, buildah, skopeo; the registry built from Go; cached)"
+hack/container-tools.sh >/dev/null
 
 echo "== building the Rust workspace"
 cargo build --workspace --all-targets

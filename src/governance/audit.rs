@@ -22,6 +22,8 @@ pub enum AuditEvent {
     Expired,
     /// Failed for another reason (Clerk refused, the Secret could not be written...).
     Failed,
+    /// A finished request deleted by the operator (`deleteFinishedAfter`).
+    Deleted,
 }
 
 impl AuditEvent {
@@ -36,6 +38,7 @@ impl AuditEvent {
             AuditEvent::Revoked => "revoked",
             AuditEvent::Expired => "expired",
             AuditEvent::Failed => "failed",
+            AuditEvent::Deleted => "deleted",
         }
     }
 }

@@ -1,7 +1,11 @@
 //! From a request's `instanceRef` to a Clerk client: the instance object, its key Secret (in
 //! the instance's namespace, or the operator's for a ClusterClerkInstance) and its limits.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::LabelSelector};
 use kube::{Api, Client};
@@ -15,6 +19,9 @@ use crate::{
     clerk::{ClerkClient, ClientPool, RateLimit, SecretKey},
     governance::{api_url::ApiUrlPolicy, gate::InstanceView},
 };
+
+/// How long a read `deleteFinishedAfter` is trusted.
+const FINISHED_AFTER_FRESH: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct Resolved {
@@ -54,6 +61,9 @@ pub struct Instances {
     cluster_secret_namespace: String,
     /// Where a key may be sent.
     api_urls: ApiUrlPolicy,
+    /// Each instance's `deleteFinishedAfter`, as last read and when: finished requests are
+    /// reconciled by the thousand after a restart, and each instance is read once for all.
+    finished_after: Mutex<HashMap<InstanceId, (Instant, Option<Duration>)>>,
     /// The last client that worked for each instance, so that a token can still be revoked
     /// after its instance or key Secret is gone (a namespace being deleted removes Secrets
     /// before the requests' finalizers have run).
@@ -72,8 +82,38 @@ impl Instances {
             pool,
             cluster_secret_namespace,
             api_urls,
+            finished_after: Mutex::default(),
             last_known: Mutex::default(),
         }
+    }
+
+    /// How long after they finish the request's instance keeps finished requests
+    /// (`deleteFinishedAfter`); `None`: for good, or no such instance. Read at most once a
+    /// minute per instance.
+    pub async fn delete_finished_after(
+        &self,
+        request: &ActorTokenRequest,
+    ) -> Result<Option<Duration>, Error> {
+        let namespace = request.metadata.namespace.clone().unwrap_or_default();
+        let id = instance_id(&request.spec.instance_ref, &namespace);
+        if let Some((read, after)) = self.finished_after.lock().unwrap().get(&id)
+            && read.elapsed() < FINISHED_AFTER_FRESH
+        {
+            return Ok(*after);
+        }
+        let after = match self.instance_spec(&id).await {
+            Ok((spec, ..)) => spec
+                .policy
+                .delete_finished_after
+                .and_then(|d| d.to_duration().ok()),
+            Err(Error::InstanceNotReady(_)) => None,
+            Err(error) => return Err(error),
+        };
+        self.finished_after
+            .lock()
+            .unwrap()
+            .insert(id, (Instant::now(), after));
+        Ok(after)
     }
 
     /// The client and limits of the request's instance, read afresh (used to issue).

@@ -4,7 +4,10 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod admission;
+pub mod containers;
 pub mod env;
+pub mod kubelet;
+pub mod registry;
 
 use std::{
     path::{Path, PathBuf},

@@ -70,6 +70,11 @@ that needs it.
 - apiGroups: ["actortokens.dev"]
   resources: ["actortokenrequests"]
   verbs: ["issue"]
+# Finished requests are deleted where their instance sets deleteFinishedAfter
+# (reconcile/apply/cleanup.rs).
+- apiGroups: ["actortokens.dev"]
+  resources: ["actortokenrequests"]
+  verbs: ["delete"]
 # The status is replaced at the resourceVersion the decision was made on (PUT,
 # reconcile/apply/status.rs).
 - apiGroups: ["actortokens.dev"]

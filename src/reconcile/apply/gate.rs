@@ -90,10 +90,7 @@ pub(super) async fn pass(
                 Some(reason::DENIED),
                 Some(&message),
             );
-            let note = format!(
-                "{said} (requested by {}); no token was minted",
-                requester_of(request)
-            );
+            let note = format!("{said}; no token was minted");
             publish(
                 ctx,
                 request,

@@ -265,7 +265,6 @@ pub(super) async fn mark_issued(
         request.secret_name(),
     );
     show(&mut status, request, Standing::Issued { message: &message });
-    let approver = status.decided_by.as_ref().map(|d| d.username.clone());
     if let Err(next) = write_or_refetch(request, status, ctx).await? {
         return Ok(next);
     }
@@ -277,24 +276,7 @@ pub(super) async fn mark_issued(
         None,
         None,
     );
-    // Who asked and who agreed, for whoever reads the events.
-    let who = match (&request.spec.requester, approver) {
-        (Some(requester), Some(approver)) => format!(
-            "Issued for {} (approved by {approver}). ",
-            requester.username
-        ),
-        (Some(requester), None) => format!("Issued for {}. ", requester.username),
-        (None, _) => String::new(),
-    };
-    publish(
-        ctx,
-        request,
-        EventType::Normal,
-        "Issued",
-        "Issue",
-        format!("{who}{message}"),
-    )
-    .await;
+    publish(ctx, request, EventType::Normal, "Issued", "Issue", message).await;
     Ok(Next::Done(Requeue::requeue(until(
         expires_at,
         Timestamp::now(),

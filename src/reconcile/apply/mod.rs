@@ -2,6 +2,7 @@
 //! finalizer, events. Thin on purpose: every choice is made in `decide` (the step, and how
 //! to go on once an answer is in); each file here does one job.
 //!
+//! - `cleanup`: deleting finished requests where the instance asks for it
 //! - `gate`: who may impersonate whom, and approval, checked before every mint
 //! - `issue`: mint, deliver, mark issued
 //! - `revoke`: revoke at Clerk, keep what can't be revoked yet in `pendingRevokes`
@@ -10,6 +11,7 @@
 //! - `status`: status and finalizer writes, conditional on the version decided on
 //! - `events`: events about a request
 
+mod cleanup;
 mod events;
 mod finish;
 mod gate;
@@ -53,6 +55,12 @@ pub async fn apply(
     let now = Timestamp::now();
     match step {
         Step::Wait { until: Some(at) } => Ok(Next::Done(Requeue::requeue(until(at, now)))),
+        Step::Wait { until: None }
+            if request.phase().is_some_and(|p| p.is_settled())
+                && request.metadata.deletion_timestamp.is_none() =>
+        {
+            cleanup::settled(request, ctx).await
+        }
         Step::Wait { until: None } => Ok(Next::Done(Requeue::await_change())),
         Step::AddFinalizer => add_finalizer(request, ctx).await,
         Step::Issue => issue::issue(request, view, ctx).await,
