@@ -31,6 +31,15 @@ chaos: ## fault run: 500 requests, 20 operator SIGKILLs, an apiserver restart; r
 	env -u ENVTEST_DIR CHAOS_RESULTS_DIR=tests/chaos/results RUST_BACKTRACE=0 \
 	  $(CARGO) test --test chaos -- --ignored --nocapture full_fault_run
 
+# The release to upgrade from: the last one before requests carried a requester.
+UPGRADE_FROM ?= 533781f040d2b64c266ea4247cf96307858f1177
+
+.PHONY: upgrade-test
+upgrade-test: tools ## upgrade from release UPGRADE_FROM (its CRDs and operator, built once; needs git history) to this one
+	base=$$(UPGRADE_FROM=$(UPGRADE_FROM) hack/upgrade-base.sh) && \
+	  UPGRADE_BASE_DIR=$$base env -u ENVTEST_DIR \
+	  $(CARGO) test --workspace --test upgrade -- --ignored --nocapture
+
 .PHONY: bench
 bench: tools ## measure speed and cost at scale (a control plane of its own + Clerk simulator); writes tests/bench/results/
 	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
