@@ -3,6 +3,8 @@
 #   kube-apiserver, kube-controller-manager, kubectl  (k8s.io/kubernetes, one version)
 #   etcd                                              (go.etcd.io/etcd/server/v3)
 #   helm                                              (helm.sh/helm/v4)
+#   helm3                                             (helm.sh/helm/v3: the chart tests run with both)
+#   actionlint                                        (github.com/rhysd/actionlint)
 # Prints the cache's bin directory on stdout; progress goes to stderr.
 # Nothing is downloaded but Go modules: no prebuilt binaries exist on these machines.
 set -euo pipefail
@@ -92,13 +94,39 @@ build_helm() {
     "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 }
 
-# One bin directory of symlinks, so callers need a single PATH entry.
+# Many clusters are still driven by Helm 3; the chart's tests run with it as well as Helm 4.
+# Like Helm's own release build, it is told the Kubernetes version of the client-go it is built
+# with: that is what `helm template` and `helm lint` check a chart's kubeVersion against when no
+# cluster is asked (without it, v1.20). Helm 4 reads it from its build information itself.
+build_helm3() {
+  [[ -x $cache/helm3-$HELM3_VERSION/helm3 ]] && return
+  local gomod minor
+  gomod=$(cd "$cache" && go mod download -json "helm.sh/helm/v3@$HELM3_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+  minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod" 2>/dev/null)
+  [[ -n $minor ]] || die "could not read the client-go version of helm.sh/helm/v3@$HELM3_VERSION from the Go module proxy."
+  build_module helm3 "$HELM3_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm "3-5 min" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION" \
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+}
+
+# actionlint checks the GitHub Actions workflows in .github/workflows (hack/test.sh).
+build_actionlint() {
+  build_module actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint github.com/rhysd/actionlint/cmd/actionlint "1-2 min" \
+    "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"
+}
+
+# One bin directory of symlinks per set of versions (named by the hash of versions.env), so
+# callers need a single PATH entry.
 link_bin() {
-  local bin=$cache/bin-k8s$KUBERNETES_VERSION-etcd$ETCD_VERSION-helm$HELM_VERSION
+  local bin
+  bin=$cache/bin-$(sha256sum "$here/versions.env" | cut -c1-16)
   mkdir -p "$bin"
   for f in kube-apiserver kube-controller-manager kubectl; do ln -sf "$cache/kubernetes-$KUBERNETES_VERSION/$f" "$bin/$f"; done
   ln -sf "$cache/etcd-$ETCD_VERSION/etcd" "$bin/etcd"
   ln -sf "$cache/helm-$HELM_VERSION/helm" "$bin/helm"
+  ln -sf "$cache/helm3-$HELM3_VERSION/helm3" "$bin/helm3"
+  ln -sf "$cache/actionlint-$ACTIONLINT_VERSION/actionlint" "$bin/actionlint"
   echo "$bin"
 }
 
@@ -108,5 +136,7 @@ exec 9>"$cache/.build.lock"
 flock 9
 build_etcd
 build_helm
+build_helm3
+build_actionlint
 build_kubernetes
 link_bin

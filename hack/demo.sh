@@ -37,17 +37,31 @@ sim=$(sed -n 's/^clerk-sim listening on //p' "$work/clerk-sim.out")
 [[ -n $sim ]] || { echo "the simulator did not start; see $work/clerk-sim.log" >&2; exit 1; }
 echo "simulator: $sim"
 
-step "Installing the CRDs and the example instance"
+step "Installing the CRDs, the admission policies and the example instance"
 kubectl apply --server-side -f crds/actortokens.dev.yaml >/dev/null
 kubectl wait --for=condition=Established --timeout=60s -f crds/actortokens.dev.yaml >/dev/null
+# The policies as the chart installs them, rendered by Helm. They act a few seconds after
+# they are created (later still on a fresh CRD): wait until one stamps a requester.
+"$bin/helm" template demo charts/actor-token-operator --show-only templates/admission-policies.yaml |
+  kubectl apply --server-side -f - >/dev/null
 kubectl apply -f examples/namespaces.yaml
+probe='{"apiVersion":"actortokens.dev/v1alpha1","kind":"ActorTokenRequest","metadata":{"name":"probe","namespace":"support"},"spec":{"userId":"user_probe","actor":{"sub":"user_probe"}}}'
+for _ in $(seq 600); do
+  stamped=$(echo "$probe" | kubectl create --dry-run=server -o jsonpath='{.spec.requester.username}' -f - 2>/dev/null || true)
+  [[ -n $stamped ]] && break
+  sleep 0.2
+done
+[[ -n $stamped ]] || { echo "the admission policies did not take effect" >&2; exit 1; }
+echo "admission policies in force: requests are stamped with their requester ($stamped)"
 kubectl apply -f examples/clerk-instance.yaml
 # The example talks to Clerk itself; here it talks to the simulator.
 kubectl patch clusterclerkinstance default --type merge -p "{\"spec\":{\"apiUrl\":\"$sim/v1\"}}"
 
 step "Running the operator"
+# --clerk-api-hosts/--allow-insecure-clerk-http: the simulator is plain http on loopback.
 target/debug/actor-token-operator run --cluster-instance-namespace actor-token-operator \
-  --metrics-addr 127.0.0.1:0 >"$work/operator.log" 2>&1 &
+  --metrics-addr 127.0.0.1:0 --clerk-api-hosts 127.0.0.1 --allow-insecure-clerk-http \
+  >"$work/operator.log" 2>&1 &
 pids+=($!)
 echo "operator log: $work/operator.log"
 

@@ -15,6 +15,12 @@ hack/build-tools.sh >/dev/null
 echo "== building the GitOps test tools (kstatus, Flux CEL, Argo CD health runner; cached)"
 hack/gitops-tools.sh >/dev/null
 
+echo "== building promcheck (checks the chart's alert rules and dashboard; cached)"
+hack/promcheck.sh >/dev/null
+
+echo "== linting the GitHub Actions workflows (actionlint, shellcheck on their scripts)"
+hack/lint-workflows.sh
+
 echo "== building the Rust workspace"
 cargo build --workspace --all-targets
 

@@ -103,7 +103,12 @@ struct RunArgs {
     clerk_api_hosts: Vec<String>,
 
     /// Allow plain http to those hosts: for tests and demos against a local simulator only.
-    #[arg(long, env = "ATO_ALLOW_INSECURE_CLERK_HTTP", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(
+        long,
+        env = "ATO_ALLOW_INSECURE_CLERK_HTTP",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        overrides_with = "allow_insecure_clerk_http"
+    )]
     allow_insecure_clerk_http: bool,
 }
 

@@ -34,6 +34,44 @@ use support::{
 /// saying so, when this disagrees with the binary's `run --help`.
 const LEADER_ELECTION: bool = true;
 
+/// The Helm major versions the chart is tested with (hack/build-tools.sh builds both, from
+/// hack/versions.env): many clusters are still driven by Helm 3.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Helm {
+    V3,
+    V4,
+}
+
+const HELMS: [Helm; 2] = [Helm::V3, Helm::V4];
+
+impl Helm {
+    /// `helm` of this major version, talking to the test control plane.
+    fn command(self) -> Command {
+        let plane = control_plane();
+        let binary = match self {
+            Helm::V3 => "helm3",
+            Helm::V4 => "helm",
+        };
+        let mut cmd = Command::new(plane.bin_dir.join(binary));
+        cmd.arg("--kubeconfig").arg(&plane.kubeconfig);
+        cmd
+    }
+
+    /// The version hack/versions.env pins for it.
+    fn pinned_version(self) -> String {
+        let key = match self {
+            Helm::V3 => "HELM3_VERSION=",
+            Helm::V4 => "HELM_VERSION=",
+        };
+        std::fs::read_to_string(repo_root().join("hack/versions.env"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in hack/versions.env"))
+            .to_owned()
+    }
+}
+
 const RENDER_NAMESPACE: &str = "ato-system";
 const KEY: &str = "sk_test_chart_key";
 /// The chart's default Lease name (values.yaml `leaderElection.leaseName`).
@@ -57,9 +95,13 @@ fn run(mut cmd: Command, what: &str) -> String {
     stdout
 }
 
-/// `helm template` of the chart as release `release` in `namespace`, as YAML.
+/// `helm template` (Helm 4) of the chart as release `release` in `namespace`, as YAML.
 fn render_yaml(release: &str, namespace: &str, values: &[String]) -> String {
-    let mut cmd = control_plane().helm();
+    render_yaml_with(Helm::V4, release, namespace, values)
+}
+
+fn render_yaml_with(helm: Helm, release: &str, namespace: &str, values: &[String]) -> String {
+    let mut cmd = helm.command();
     cmd.args(["template", release])
         .arg(chart())
         .args(["--namespace", namespace])
@@ -81,13 +123,18 @@ fn args(values: &[&str]) -> Vec<String> {
 }
 
 /// Every optional part switched on and the non-default RBAC mode: Roles in the `watch`
-/// namespaces only, a ServiceMonitor, a NetworkPolicy and a ClusterClerkInstance.
+/// namespaces only, a ServiceMonitor, a PrometheusRule, the Grafana dashboard's ConfigMap, a
+/// NetworkPolicy and a ClusterClerkInstance.
 fn non_default_values(watch: [&str; 2], instance: &str) -> Vec<String> {
     args(&[
         "--set-json",
         &format!(r#"watchNamespaces=["{}","{}"]"#, watch[0], watch[1]),
         "--set",
         "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
         "--set-json",
         r#"metrics.serviceMonitor.labels={"release":"prometheus"}"#,
         "--set",
@@ -109,6 +156,14 @@ fn non_default_values(watch: [&str; 2], instance: &str) -> Vec<String> {
         "--set",
         "clusterClerkInstance.maxExpiresIn=1h",
     ])
+}
+
+/// The ClusterRoles the chart binds to the operator (not those it offers people to bind).
+fn operator_cluster_roles(docs: &[Value]) -> Vec<&Value> {
+    of_kind(docs, "ClusterRole")
+        .into_iter()
+        .filter(|r| r["metadata"]["labels"]["actortokens.dev/role-for"] != "people")
+        .collect()
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -158,6 +213,7 @@ const NAMESPACED_GRANTS: &[&str] = &[
     "actortokens.dev actortokenrequests list",
     "actortokens.dev actortokenrequests watch",
     "actortokens.dev actortokenrequests patch",
+    "actortokens.dev actortokenrequests issue",
     "actortokens.dev actortokenrequests/status update",
     "actortokens.dev actortokenrequests/finalizers update",
     "actortokens.dev clerkinstances get",
@@ -174,6 +230,8 @@ const NAMESPACED_GRANTS: &[&str] = &[
     "events.k8s.io events patch",
 ];
 const CLUSTER_GRANTS: &[&str] = &[
+    "authorization.k8s.io subjectaccessreviews create",
+    " namespaces get",
     "actortokens.dev clusterclerkinstances get",
     "actortokens.dev clusterclerkinstances list",
     "actortokens.dev clusterclerkinstances watch",
@@ -205,6 +263,12 @@ fn the_chart_declares_the_crate_version_and_ships_the_crds() {
         Some(env!("CARGO_PKG_VERSION")),
         "Chart.yaml's appVersion (the default image tag) must be Cargo.toml's version"
     );
+    // One version for crate, image and chart: a chart change ships in the next release.
+    assert_eq!(
+        chart_yaml["version"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml's version must be Cargo.toml's version (hack/release/check-version.sh)"
+    );
 
     // The same CRD files as the top-level crds/ (tests/crds.rs checks their content against
     // the Rust types).
@@ -229,11 +293,26 @@ fn the_chart_declares_the_crate_version_and_ships_the_crds() {
 #[test]
 fn the_chart_lints_and_renders_the_values_given() {
     let non_default = non_default_values(["a", "b"], "chart-render");
+    for helm in HELMS {
+        for values in [&[][..], &non_default[..]] {
+            let mut cmd = helm.command();
+            cmd.args(["lint", "--strict"]).arg(chart()).args(values);
+            let out = run(cmd, &format!("helm lint ({helm:?})"));
+            assert!(out.contains("0 chart(s) failed"), "{helm:?}: {out}");
+        }
+    }
+    // Helm 3 and Helm 4 render the chart alike, so what follows holds for both.
     for values in [&[][..], &non_default[..]] {
-        let mut cmd = control_plane().helm();
-        cmd.args(["lint", "--strict"]).arg(chart()).args(values);
-        let out = run(cmd, "helm lint");
-        assert!(out.contains("0 chart(s) failed"), "{out}");
+        let objects = |helm| {
+            serde_saphyr::from_multiple::<Value>(&render_yaml_with(
+                helm,
+                "rel",
+                RENDER_NAMESPACE,
+                values,
+            ))
+            .unwrap()
+        };
+        assert_eq!(objects(Helm::V3), objects(Helm::V4), "values {values:?}");
     }
 
     // Default: all namespaces, cluster-wide RBAC, two replicas with leader election.
@@ -255,6 +334,7 @@ fn the_chart_lints_and_renders_the_values_given() {
             "--log-format=json",
             "--metrics-addr=0.0.0.0:8080",
             "--clerk-timeout-seconds=10",
+            "--clerk-api-hosts=api.clerk.com",
             "--leader-election",
             "--leader-election-namespace=ato-system",
             "--leader-election-lease=actor-token-operator",
@@ -325,16 +405,81 @@ fn the_chart_lints_and_renders_the_values_given() {
     let service = of_kind(&docs, "Service")[0];
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
     assert_eq!(service["spec"]["selector"], *selector);
-    for kind in ["ServiceMonitor", "NetworkPolicy", "ClusterClerkInstance"] {
+    for kind in [
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ConfigMap",
+        "NetworkPolicy",
+        "ClusterClerkInstance",
+    ] {
         assert!(of_kind(&docs, kind).is_empty(), "no {kind} by default");
     }
 
-    let cluster_roles = of_kind(&docs, "ClusterRole");
+    let cluster_roles = operator_cluster_roles(&docs);
     assert_eq!(cluster_roles.len(), 1);
     let mut expected = lines(CLUSTER_GRANTS);
     expected.extend(lines(NAMESPACED_GRANTS));
     assert_eq!(grants(cluster_roles[0]), expected);
     assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
+    // Roles for people, bound by nobody: exactly what each job needs.
+    let people: std::collections::BTreeMap<String, BTreeSet<String>> =
+        of_kind(&docs, "ClusterRole")
+            .into_iter()
+            .filter(|r| r["metadata"]["labels"]["actortokens.dev/role-for"] == "people")
+            .map(|r| {
+                (
+                    r["metadata"]["name"].as_str().unwrap().to_owned(),
+                    grants(r),
+                )
+            })
+            .collect();
+    let read_events = [
+        "events.k8s.io events get",
+        "events.k8s.io events list",
+        "events.k8s.io events watch",
+    ];
+    let with_events = |extra: &[&str]| {
+        let mut all = lines(extra);
+        all.extend(lines(&read_events));
+        all
+    };
+    assert_eq!(
+        people,
+        [
+            (
+                "rel-actor-token-operator-requester".to_owned(),
+                with_events(&[
+                    "actortokens.dev actortokenrequests create",
+                    "actortokens.dev actortokenrequests get",
+                    "actortokens.dev actortokenrequests list",
+                    "actortokens.dev actortokenrequests watch",
+                    "actortokens.dev actortokenrequests delete",
+                ])
+            ),
+            (
+                "rel-actor-token-operator-link-reader".to_owned(),
+                lines(&[" secrets get"])
+            ),
+            (
+                "rel-actor-token-operator-use-default".to_owned(),
+                lines(&["actortokens.dev clusterclerkinstances[default] use"])
+            ),
+            (
+                "rel-actor-token-operator-approve-default".to_owned(),
+                with_events(&[
+                    "actortokens.dev clusterclerkinstances[default] approve",
+                    "actortokens.dev actortokenrequests get",
+                    "actortokens.dev actortokenrequests list",
+                    "actortokens.dev actortokenrequests watch",
+                    "actortokens.dev actortokenrequests/status get",
+                    "actortokens.dev actortokenrequests/status update",
+                    "actortokens.dev actortokenrequests/status patch",
+                ])
+            ),
+        ]
+        .into_iter()
+        .collect()
+    );
     // In the release namespace, the Lease only.
     let roles = of_kind(&docs, "Role");
     assert_eq!(roles.len(), 1);
@@ -370,7 +515,7 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert!(
         container_args(of_kind(&docs, "Deployment")[0]).contains(&"--namespaces=a,b".to_owned())
     );
-    let cluster_roles = of_kind(&docs, "ClusterRole");
+    let cluster_roles = operator_cluster_roles(&docs);
     assert_eq!(cluster_roles.len(), 1);
     assert_eq!(grants(cluster_roles[0]), lines(CLUSTER_GRANTS));
     let by_place = |kind: &str| -> Vec<(String, String, BTreeSet<String>)> {
@@ -427,6 +572,15 @@ fn the_chart_lints_and_renders_the_values_given() {
     assert_eq!(monitor["spec"]["selector"]["matchLabels"], *selector);
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+
+    // Their content is checked in tests/monitoring.rs.
+    assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
+    let dashboards = of_kind(&docs, "ConfigMap");
+    assert_eq!(dashboards.len(), 1);
+    assert_eq!(
+        dashboards[0]["metadata"]["labels"]["grafana_dashboard"],
+        "1"
+    );
 
     let policies = of_kind(&docs, "NetworkPolicy");
     assert_eq!(policies.len(), 1);
@@ -514,22 +668,35 @@ async fn a_wrong_value_fails_helm_install_with_a_clear_message() {
             &["--set", "networkPolicy.enabled=true"],
             "networkPolicy.apiServer.cidrs is required when networkPolicy.enabled is true",
         ),
+        (
+            &[
+                "--set-json",
+                r#"metrics.prometheusRule.disabled=["ActorTokensLost"]"#,
+            ],
+            "at '/metrics/prometheusRule/disabled/0': value must be one of 'ActorTokenLost'",
+        ),
+        (
+            &["--set", "metrics.prometheusRule.selector=job=operator"],
+            "at '/metrics/prometheusRule/selector': 'job=operator' does not match pattern",
+        ),
     ];
-    for (values, expected) in cases {
-        let out = control_plane()
-            .helm()
-            .args(["install", "wrong"])
-            .arg(chart())
-            .args(["--namespace", &ns.name])
-            .args(*values)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{values:?} was accepted");
-        assert!(
-            stderr.contains(expected),
-            "{values:?}: expected {expected:?} in:\n{stderr}"
-        );
+    for helm in HELMS {
+        for (values, expected) in cases {
+            let out = helm
+                .command()
+                .args(["install", "wrong"])
+                .arg(chart())
+                .args(["--namespace", &ns.name])
+                .args(*values)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{helm:?}: {values:?} was accepted");
+            assert!(
+                stderr.contains(expected),
+                "{helm:?}, {values:?}: expected {expected:?} in:\n{stderr}"
+            );
+        }
     }
     // Helm keeps a Secret per release revision, whatever its state: none was made.
     let releases = run(
@@ -552,9 +719,14 @@ async fn a_wrong_value_fails_helm_install_with_a_clear_message() {
     assert_eq!(releases.trim(), "", "nothing was installed");
 }
 
-/// Registers the stand-in ServiceMonitor CRD (see the file) once per test binary.
-fn install_servicemonitor_crd() {
-    let crd = repo_root().join("tests/fixtures/servicemonitor-crd.yaml");
+/// Registers the stand-in ServiceMonitor and PrometheusRule CRDs (see the files).
+fn install_monitoring_crds() {
+    for crd in ["servicemonitor-crd.yaml", "prometheusrule-crd.yaml"] {
+        install_fixture_crd(&repo_root().join("tests/fixtures").join(crd));
+    }
+}
+
+fn install_fixture_crd(crd: &Path) {
     for (what, verb) in [
         (
             "apply",
@@ -566,15 +738,15 @@ fn install_servicemonitor_crd() {
         ),
     ] {
         let mut cmd = control_plane().kubectl();
-        cmd.args(verb).arg(&crd);
-        run(cmd, &format!("kubectl {what} of the ServiceMonitor CRD"));
+        cmd.args(verb).arg(crd);
+        run(cmd, &format!("kubectl {what} of {}", crd.display()));
     }
 }
 
 #[tokio::test]
 async fn the_api_server_accepts_what_the_chart_renders() {
     install_crds();
-    install_servicemonitor_crd();
+    install_monitoring_crds();
     let client = control_plane().client().await;
     let release_ns = TestNamespace::create(&client, "chart-dry").await;
     let watch_a = TestNamespace::create(&client, "chart-dry-a").await;
@@ -615,16 +787,18 @@ async fn the_api_server_accepts_what_the_chart_renders() {
     }
 }
 
-/// Uninstalls a release when dropped.
+/// Uninstalls a release when dropped, with the Helm that last handled it.
 struct Release {
     name: String,
     namespace: String,
+    helm: Helm,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = control_plane()
-            .helm()
+        let _ = self
+            .helm
+            .command()
             .args([
                 "uninstall",
                 &self.name,
@@ -717,13 +891,15 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
     install_crds();
     let client = control_plane().client().await;
     // One after the other: a cluster-wide operator would also serve the other scope's requests.
-    for scope in [Scope::Namespaced, Scope::ClusterWide] {
-        install_and_serve(&client, scope).await;
+    for helm in HELMS {
+        for scope in [Scope::Namespaced, Scope::ClusterWide] {
+            install_and_serve(&client, helm, scope).await;
+        }
     }
 }
 
-async fn install_and_serve(client: &Client, scope: Scope) {
-    eprintln!("== chart installed with scope {scope:?}");
+async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
+    eprintln!("== chart installed by {helm:?} with scope {scope:?}");
     let release_ns = TestNamespace::create(client, "chart-rel").await;
     let request_ns = TestNamespace::create(client, "chart-req").await;
     let other_ns = TestNamespace::create(client, "chart-other").await;
@@ -752,10 +928,11 @@ async fn install_and_serve(client: &Client, scope: Scope) {
     let release = Release {
         name: format!("ato-{suffix}"),
         namespace: release_ns.name.clone(),
+        helm,
     };
     let cluster_instance = format!("chart-{suffix}");
     let service_account = format!("{}-actor-token-operator", release.name);
-    let mut install = control_plane().helm();
+    let mut install = helm.command();
     install
         .args(["install", &release.name])
         .arg(chart())
@@ -779,6 +956,15 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         &format!("clusterClerkInstance.apiUrl={}", sim.api_url()),
         "--set",
         "clusterClerkInstance.secretKeyRef.name=clerk-key",
+        // The simulator is plain http on loopback.
+        "--set-json",
+        r#"clerk.apiHosts=["127.0.0.1"]"#,
+        "--set",
+        "clerk.allowInsecureHttp=true",
+        // The shared control plane already runs the chart's admission policies (the test
+        // bed installs them from this chart); they are cluster-wide and one release owns them.
+        "--set",
+        "admissionPolicies.enabled=false",
     ]);
     run(install, "helm install");
 
@@ -841,6 +1027,8 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         "--concurrency=2".to_owned(),
         "--log-format=json".to_owned(),
         "--clerk-timeout-seconds=10".to_owned(),
+        "--clerk-api-hosts=127.0.0.1".to_owned(),
+        "--allow-insecure-clerk-http".to_owned(),
     ];
     if LEADER_ELECTION {
         expected.extend([
@@ -1092,7 +1280,7 @@ async fn install_and_serve(client: &Client, scope: Scope) {
 
     run(
         {
-            let mut cmd = control_plane().helm();
+            let mut cmd = helm.command();
             cmd.args([
                 "uninstall",
                 &release.name,
@@ -1119,5 +1307,220 @@ async fn install_and_serve(client: &Client, scope: Scope) {
         out.status.success() && out.stdout.is_empty(),
         "cluster-scoped objects left: {}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn helm_3_and_helm_4_are_the_pinned_releases() {
+    for helm in HELMS {
+        let mut cmd = helm.command();
+        cmd.args(["version", "--template", "{{ .Version }}"]);
+        let version = run(cmd, "helm version");
+        assert_eq!(version.trim(), helm.pinned_version(), "{helm:?}");
+    }
+}
+
+/// Chart.yaml's kubeVersion is enforced by both Helms: below it nothing is rendered.
+#[test]
+fn the_chart_refuses_a_kubernetes_older_than_it_supports() {
+    for helm in HELMS {
+        let template = |kube: &str| {
+            helm.command()
+                .args(["template", "rel"])
+                .arg(chart())
+                .args(["--kube-version", kube])
+                .output()
+                .unwrap()
+        };
+        let old = template("1.35.9");
+        let stderr = String::from_utf8_lossy(&old.stderr);
+        assert!(!old.status.success(), "{helm:?} rendered for 1.35");
+        assert!(
+            stderr.contains(">=1.36.0-0") && stderr.contains("v1.35.9"),
+            "{helm:?}: {stderr}"
+        );
+        let supported = template("1.36.0");
+        assert!(
+            supported.status.success(),
+            "{helm:?}: {}",
+            String::from_utf8_lossy(&supported.stderr)
+        );
+    }
+}
+
+/// `helm history` of a release, as (revision, status) pairs.
+fn history(helm: Helm, release: &Release) -> Vec<(u64, String)> {
+    let mut cmd = helm.command();
+    cmd.args([
+        "history",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+        "-o",
+        "json",
+    ]);
+    let entries: Vec<Value> = serde_json::from_str(&run(cmd, "helm history")).unwrap();
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e["revision"].as_u64().unwrap(),
+                e["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Upgrading changes what the operator runs with and, what matters most, what it may do:
+/// narrowing `watchNamespaces` takes away the Secret access everywhere else that the
+/// cluster-wide release granted. With each Helm, and across them (a Helm 3 release upgraded
+/// by Helm 4, as a cluster moving to Helm 4 does it); then uninstalled by the upgrader.
+#[tokio::test]
+async fn an_upgrade_narrows_what_the_operator_may_do() {
+    install_crds();
+    let client = control_plane().client().await;
+    for (installer, upgrader) in [
+        (Helm::V3, Helm::V3),
+        (Helm::V4, Helm::V4),
+        (Helm::V3, Helm::V4),
+    ] {
+        upgrade(&client, installer, upgrader).await;
+    }
+}
+
+async fn upgrade(client: &Client, installer: Helm, upgrader: Helm) {
+    eprintln!("== installed by {installer:?}, upgraded by {upgrader:?}");
+    let release_ns = TestNamespace::create(client, "chart-up").await;
+    let served = TestNamespace::create(client, "chart-up-req").await;
+    let other = TestNamespace::create(client, "chart-up-other").await;
+    let suffix = release_ns.name.rsplit('-').next().unwrap().to_owned();
+    let mut release = Release {
+        name: format!("up-{suffix}"),
+        namespace: release_ns.name.clone(),
+        helm: installer,
+    };
+    let fullname = format!("{}-actor-token-operator", release.name);
+    let sa = format!("system:serviceaccount:{}:{fullname}", release.namespace);
+    let helm_in = |helm: Helm, verb: &str, values: &[&str]| {
+        let mut cmd = helm.command();
+        cmd.args([verb, &release.name])
+            .arg(chart())
+            .args(["--namespace", &release.namespace])
+            .args(values);
+        cmd
+    };
+    let deployment_args = || {
+        let mut cmd = control_plane().kubectl();
+        cmd.args([
+            "get",
+            "deployment",
+            &fullname,
+            "-n",
+            &release.namespace,
+            "-o",
+            "json",
+        ]);
+        container_args(&serde_json::from_str(&run(cmd, "kubectl get deployment")).unwrap())
+    };
+
+    run(
+        helm_in(installer, "install", &["--set", "concurrency=2"]),
+        "helm install",
+    );
+    assert!(deployment_args().contains(&"--concurrency=2".to_owned()));
+    assert!(can_i(&sa, "get", "secrets", Some(&other.name)));
+
+    // A wrong value is refused at upgrade too, and leaves the release as it was.
+    let refused = helm_in(upgrader, "upgrade", &["--set", "logFormat=yaml"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("at '/logFormat'"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    run(
+        helm_in(
+            upgrader,
+            "upgrade",
+            &[
+                "--set",
+                "concurrency=3",
+                "--set-json",
+                &format!(r#"watchNamespaces=["{}"]"#, served.name),
+            ],
+        ),
+        "helm upgrade",
+    );
+    release.helm = upgrader;
+    assert_eq!(
+        history(upgrader, &release),
+        [(1, "superseded".to_owned()), (2, "deployed".to_owned())]
+    );
+    let args = deployment_args();
+    assert!(args.contains(&"--concurrency=3".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&format!("--namespaces={}", served.name)),
+        "{args:?}"
+    );
+    // RBAC's authorizer follows its watch of roles and bindings: wait for it.
+    eventually(
+        Duration::from_secs(30),
+        "the operator to lose Secret access outside the served namespace",
+        || async { (!can_i(&sa, "get", "secrets", Some(&other.name))).then_some(()) },
+    )
+    .await;
+    assert!(!can_i(
+        &sa,
+        "list",
+        "actortokenrequests.actortokens.dev",
+        Some(&other.name)
+    ));
+    assert!(can_i(&sa, "create", "secrets", Some(&served.name)));
+    assert!(can_i(
+        &sa,
+        "list",
+        "clusterclerkinstances.actortokens.dev",
+        None
+    ));
+
+    let mut uninstall = upgrader.command();
+    uninstall.args([
+        "uninstall",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+    ]);
+    run(uninstall, "helm uninstall");
+    let mut left = control_plane().kubectl();
+    left.args([
+        "get",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        &format!("app.kubernetes.io/instance={}", release.name),
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        run(left, "kubectl get").trim(),
+        "",
+        "cluster-scoped objects left"
+    );
+    let mut roles = control_plane().kubectl();
+    roles.args([
+        "get",
+        "roles,rolebindings",
+        "-n",
+        &served.name,
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        run(roles, "kubectl get").trim(),
+        "",
+        "Roles left in {}",
+        served.name
     );
 }

@@ -62,6 +62,8 @@ pub fn chart_template() -> String {
 }
 
 const API_VERSION: &str = "admissionregistration.k8s.io/v1";
+/// The version of our API the policies match (a new version gets its own rules).
+const VERSION: &str = "v1alpha1";
 
 fn name(short: &str) -> String {
     format!("{short}.{GROUP}")
@@ -72,7 +74,7 @@ fn on_requests(operations: &[&str], resource: &str) -> Value {
     json!({
         "resourceRules": [{
             "apiGroups": [GROUP],
-            "apiVersions": ["*"],
+            "apiVersions": [VERSION],
             "operations": operations,
             "resources": [resource],
         }]
@@ -211,7 +213,7 @@ fn instance_policy(cluster: bool) -> Value {
         "kind": "ValidatingAdmissionPolicy",
         "metadata": { "name": name(short) },
         "spec": {
-            "paramKind": { "apiVersion": format!("{GROUP}/v1alpha1"), "kind": kind },
+            "paramKind": { "apiVersion": format!("{GROUP}/{VERSION}"), "kind": kind },
             "matchConstraints": on_requests(&["CREATE"], "actortokenrequests"),
             "failurePolicy": "Fail",
             "validations": validations,

@@ -3,6 +3,7 @@
 //! namespace per test, deleted when the test ends, whether it passed or not.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod admission;
 pub mod env;
 
 use std::{
@@ -229,6 +230,8 @@ pub fn install_crds() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
+    // Every test plane runs with the admission policies the chart ships on by default.
+    admission::install_admission_policies();
 }
 
 /// The operator binary, run as a separate process against the control plane, with its
@@ -265,6 +268,9 @@ impl Operator {
             .arg(options.cluster_instance_namespace)
             .arg("--metrics-addr")
             .arg("127.0.0.1:0")
+            // The Clerk simulator listens on plain http on loopback.
+            .arg("--clerk-api-hosts=127.0.0.1")
+            .arg("--allow-insecure-clerk-http")
             .args(options.extra_args)
             .env(
                 "KUBECONFIG",
