@@ -1,6 +1,8 @@
-//! Opening a sign-in link in the browser: `$BROWSER` first (a `:`-separated list of commands,
+//! Opening a sign-in link in the browser: `$BROWSER` first (a list of commands, separated as
+//! in PATH,
 //! `%s` standing for the link, else the link is the last argument, as Debian's
-//! `sensible-browser` and Python's `webbrowser` read it), then `xdg-open` or `open`. The link
+//! `sensible-browser` and Python's `webbrowser` read it), then `xdg-open`, `open` or (on
+//! Windows) the URL handler. The link
 //! goes to the browser as an argument and nowhere else: never into a message.
 
 use std::{
@@ -35,7 +37,8 @@ impl Opener {
 pub fn openers(browser: Option<&str>, os: &str) -> Vec<Opener> {
     let from_env: Vec<Opener> = browser
         .unwrap_or_default()
-        .split(':')
+        // The path separator, as for PATH: `;` on Windows, where `C:\` holds a colon.
+        .split(if os == "windows" { ';' } else { ':' })
         .filter_map(|command| {
             let mut words = command.split_whitespace();
             let program = words.next()?.to_string();
@@ -64,10 +67,17 @@ pub fn openers(browser: Option<&str>, os: &str) -> Vec<Opener> {
     if !from_env.is_empty() {
         return from_env;
     }
-    let program = if os == "macos" { "open" } else { "xdg-open" };
+    let (program, first): (&str, Option<&str>) = match os {
+        "macos" => ("open", None),
+        // Not `cmd /c start`: cmd would read the link's `&`s as command separators.
+        "windows" => ("rundll32", Some("url.dll,FileProtocolHandler")),
+        _ => ("xdg-open", None),
+    };
+    let mut args: Vec<Option<String>> = first.map(|a| Some(a.to_string())).into_iter().collect();
+    args.push(None);
     vec![Opener {
         program: program.into(),
-        args: vec![None],
+        args,
     }]
 }
 
@@ -153,6 +163,13 @@ mod tests {
             vec![opener("xdg-open", &[None])]
         );
         assert_eq!(openers(Some(" : "), "macos"), vec![opener("open", &[None])]);
+        assert_eq!(
+            openers(None, "windows"),
+            vec![opener(
+                "rundll32",
+                &[Some("url.dll,FileProtocolHandler"), None]
+            )]
+        );
     }
 
     #[test]
