@@ -294,6 +294,28 @@ async fn request_url_list_describe_and_revoke_end_to_end_without_approval() {
     );
     assert!(stderr.contains("link-reader"), "{stderr}");
 
+    // dave may not use the ClusterClerkInstance `default` (the instance when none is named).
+    let out = run(
+        people.plugin(DAVE),
+        &[
+            "request",
+            "user_2customer",
+            "--actor",
+            "user_2dave",
+            "--reason",
+            "TICKET-3",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 3, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{DAVE} may not use ClusterClerkInstance default: RBAC verb use on it is needed"
+        )),
+        "the admission policy's words: {}",
+        text(&out.stderr)
+    );
+
     // --no-wait returns the generated name at once; list shows both, describe tells the story.
     let out = run(
         people.plugin(ALICE),
@@ -325,9 +347,11 @@ async fn request_url_list_describe_and_revoke_end_to_end_without_approval() {
         .iter()
         .find(|l| l.starts_with("t-1 "))
         .expect("t-1 listed");
-    for cell in [ALICE, "user_2alice", "user_2customer", "Issued", "14m"] {
+    for cell in [ALICE, "user_2alice", "user_2customer", "Issued"] {
         assert!(row.contains(cell), "{cell} missing in {row:?}");
     }
+    // Time left on a 15m link: 15m at first, 14m a second later.
+    assert!(row.contains(" 15m ") || row.contains(" 14m "), "{row:?}");
     assert!(table.contains(&generated), "{table}");
     assert_no_credential(&env, "list's output", &table);
 
