@@ -8,7 +8,7 @@ CARGO ?= cargo
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: tools
 tools: ## build (once) and cache kube-apiserver, kube-controller-manager, kubectl, etcd and helm
@@ -34,6 +34,12 @@ chaos: ## fault run: 500 requests, 20 operator SIGKILLs, an apiserver restart; r
 .PHONY: bench
 bench: tools ## measure speed and cost at scale (a control plane of its own + Clerk simulator); writes tests/bench/results/
 	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
+
+.PHONY: e2e-gitops
+e2e-gitops: tools ## the GitOps flow with Flux's own controllers (built once from Go modules); report in tests/flux_e2e/results/
+	hack/flux/build.sh >/dev/null
+	env -u ENVTEST_DIR FLUX_E2E_RESULTS_DIR=tests/flux_e2e/results RUST_BACKTRACE=0 \
+	  $(CARGO) test --test flux_e2e -- --ignored --nocapture flux_applies_waits_on_and_prunes_requests
 
 .PHONY: crds
 crds: ## regenerate crds/, the chart's CRDs and its admission policies from the Rust types

@@ -92,6 +92,21 @@ current-context: envtest
 KUBECONFIG
 }
 
+# What ServiceAccounts do, at Metadata level, and nothing else: tests/chart.rs runs the operator
+# as the chart's ServiceAccount and derives from this log which API calls it really makes, to
+# find any grant of the chart's RBAC that nothing uses.
+write_audit_policy() {
+  cat >"$state/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts"]
+- level: None
+POLICY
+}
+
 # Starts kube-apiserver as a child of the supervisor (appending to its log, so a restart keeps
 # the earlier one) and notes its PID, which `restart-apiserver` watches change.
 start_apiserver() {
@@ -107,6 +122,8 @@ start_apiserver() {
     --service-account-key-file "$state/pki/sa.pub" --service-account-signing-key-file "$state/pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
     --disable-admission-plugins ServiceAccount \
+    --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$state/audit.log" \
+    --audit-log-format json --audit-log-maxsize 200 --audit-log-maxbackup 1 \
     --allow-privileged=true >>"$state/kube-apiserver.log" 2>&1 &
   apiserver_pid=$!
   echo "$apiserver_pid" >"$state/apiserver.pid"
@@ -186,6 +203,7 @@ start() {
   bin=$("$here/build-tools.sh") || die "building the control plane's binaries failed (see above)."
   mkdir -p "$state"
   make_pki
+  write_audit_policy
   local attempt
   for attempt in 1 2 3; do
     rm -rf "$state/etcd" "$state"/*.log

@@ -15,6 +15,10 @@ hack/build-tools.sh >/dev/null
 echo "== building the GitOps test tools (kstatus, Flux CEL, Argo CD health runner; cached)"
 hack/gitops-tools.sh >/dev/null
 
+echo "== checking formatting and lints (cargo fmt --check, clippy -D warnings)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 echo "== building promcheck (checks the chart's alert rules and dashboard; cached)"
 hack/promcheck.sh >/dev/null
 

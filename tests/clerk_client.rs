@@ -33,6 +33,8 @@ fn options() -> ClientOptions {
             max_backoff: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(3),
         },
+        // These tests measure the limiter by letting it hold calls back.
+        max_rate_limit_wait: Duration::from_secs(30),
     }
 }
 
@@ -282,7 +284,6 @@ async fn a_request_clerk_refuses_is_rejected_with_its_code_and_message() {
     );
     assert!(err.is_final());
     assert_eq!(err.reason(), "ClerkRejected");
-    assert_eq!(err.suggested_delay(), None);
     assert_eq!(sim.stats().create.total, 1, "a rejection is not retried");
     assert!(sim.tokens().is_empty());
 }
@@ -414,7 +415,7 @@ async fn a_retry_after_longer_than_the_client_waits_goes_back_to_the_caller() {
         }
     );
     assert_eq!(err.reason(), "ClerkRateLimited");
-    assert_eq!(err.suggested_delay(), Some(Duration::from_secs(60)));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(60)));
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(sim.stats().create.total, 1);
 }
@@ -524,6 +525,126 @@ async fn a_cut_off_success_answer_is_answer_lost() {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// A body far past any answer of Clerk's, whose credentials would be quoted if it were read.
+fn oversized_body() -> String {
+    format!(
+        r#"{{"id":"act_big","padding":"{}"}}"#,
+        "x".repeat(200 * 1024)
+    )
+}
+
+#[tokio::test]
+async fn an_oversized_create_answer_is_not_read_and_counts_as_lost() {
+    for answer in [
+        http_answer(200, &oversized_body()),
+        // No Content-Length: read until the cap, not until the server stops.
+        http_answer_unsized(200, &oversized_body()),
+    ] {
+        let server = ScriptedServer::start(vec![Step::Answer(answer)]).await;
+        let client = client(&format!("{}/v1", server.base_url()), options());
+        let err = client
+            .create_actor_token(&request("user_target"))
+            .await
+            .unwrap_err();
+        match &err {
+            ClerkError::AnswerLost { detail } => {
+                assert!(detail.contains("larger than 64 KiB"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.outcome_unknown(), "a token may exist");
+        assert_eq!(server.requests().len(), 1, "never retried");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_revoke_answer_is_a_transport_error_and_retried() {
+    let server = ScriptedServer::start(vec![
+        Step::Answer(http_answer(200, &oversized_body())),
+        Step::Answer(http_answer(200, &revoked_body("act_1"))),
+    ])
+    .await;
+    let client = client(&format!("{}/v1", server.base_url()), options());
+    assert_eq!(
+        client.revoke_actor_token("act_1").await.unwrap(),
+        RevokeOutcome::Revoked
+    );
+    assert_eq!(server.requests().len(), 2);
+}
+
+fn session_json(id: &str, actor: Value) -> Value {
+    json!({
+        "object": "session", "id": id, "user_id": "user_target", "client_id": "client_1",
+        "actor": actor, "status": "active", "last_active_at": 1, "expire_at": 2,
+        "abandon_at": 3, "updated_at": 1, "created_at": 1,
+    })
+}
+
+#[tokio::test]
+async fn active_sessions_are_listed_page_by_page() {
+    let first: Vec<Value> = (0..100)
+        .map(|i| session_json(&format!("sess_{i}"), json!(null)))
+        .collect();
+    let second = vec![session_json(
+        "sess_100",
+        json!({"sub": "user_support_agent"}),
+    )];
+    let server = ScriptedServer::start(vec![
+        Step::Answer(http_answer(200, &Value::Array(first).to_string())),
+        Step::Answer(http_answer(200, &Value::Array(second).to_string())),
+    ])
+    .await;
+    let client = client(&format!("{}/v1", server.base_url()), options());
+    let sessions = client.list_active_sessions("user_target").await.unwrap();
+    assert_eq!(sessions.len(), 101);
+    assert_eq!(sessions[100].id, "sess_100");
+    assert_eq!(
+        sessions[100].actor,
+        Some(json!({"sub": "user_support_agent"}))
+    );
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(
+        seen[0].path,
+        "/v1/sessions?user_id=user_target&status=active&limit=100&offset=0"
+    );
+    assert_eq!(
+        seen[1].path,
+        "/v1/sessions?user_id=user_target&status=active&limit=100&offset=100"
+    );
+}
+
+#[tokio::test]
+async fn ending_a_session_reports_ended_not_active_or_unknown() {
+    let error_body = |code: &str| {
+        json!({"errors": [{"message": "m", "long_message": "m", "code": code}]}).to_string()
+    };
+    let server = ScriptedServer::start(vec![
+        Step::Answer(http_answer(
+            200,
+            &session_json("sess_1", json!(null)).to_string(),
+        )),
+        Step::Answer(http_answer(400, &error_body("session_not_active"))),
+        Step::Answer(http_answer(404, &error_body("resource_not_found"))),
+    ])
+    .await;
+    let client = client(&format!("{}/v1", server.base_url()), options());
+    use actor_token_operator::clerk::SessionRevokeOutcome;
+    for expected in [
+        SessionRevokeOutcome::Revoked,
+        SessionRevokeOutcome::NotActive,
+        SessionRevokeOutcome::NotFound,
+    ] {
+        assert_eq!(client.revoke_session("sess_1").await.unwrap(), expected);
+    }
+    let seen = server.requests();
+    assert!(
+        seen.iter()
+            .all(|r| r.method == "POST" && r.path == "/v1/sessions/sess_1/revoke")
+    );
+}
+
 #[tokio::test]
 async fn an_unusable_success_answer_keeps_the_token_id() {
     let body = r#"{"object":"actor_token","id":"act_partial","status":"pending","user_id":"u","actor":{"sub":"a"},"created_at":1,"updated_at":1}"#;
@@ -558,10 +679,17 @@ async fn the_limiter_keeps_a_burst_under_the_servers_rate_limit() {
         requests: 20,
         period: Duration::from_secs(2),
     };
-    // Two clients of the same key, under two spellings of the URL: one limiter.
-    let a = pool.client(&sim.api_url(), &key(), Some(limit)).unwrap();
+    // Two clients of the same instance and key, under two spellings of the URL: one limiter.
+    let a = pool
+        .client("instance", &sim.api_url(), &key(), Some(limit))
+        .unwrap();
     let b = pool
-        .client(&format!("{}/", sim.api_url()), &key(), Some(limit))
+        .client(
+            "instance",
+            &format!("{}/", sim.api_url()),
+            &key(),
+            Some(limit),
+        )
         .unwrap();
     assert_eq!(pool.keys(), vec![key().fingerprint()]);
 
@@ -617,10 +745,10 @@ async fn without_the_shared_limiter_the_same_burst_is_refused() {
 }
 
 #[tokio::test]
-async fn the_pool_defaults_to_clerks_limit_and_follows_changes() {
+async fn each_instance_keeps_its_own_limit_and_clerks_limit_holds_for_the_key() {
     let pool = ClientPool::new(options()).unwrap();
     let dev = pool
-        .client("https://api.clerk.com/v1", &key(), None)
+        .client("a", "https://api.clerk.com/v1", &key(), None)
         .unwrap();
     assert_eq!(
         dev.rate_limit(),
@@ -628,25 +756,46 @@ async fn the_pool_defaults_to_clerks_limit_and_follows_changes() {
     );
     let live = SecretKey::parse("sk_live_ProductionKEYsecret").unwrap();
     let prod = pool
-        .client("https://api.clerk.com/v1", &live, None)
+        .client("p", "https://api.clerk.com/v1", &live, None)
         .unwrap();
     assert_eq!(prod.rate_limit().requests, 1000);
+    assert_eq!(prod.key_rate_limit().requests, 1000);
     assert_eq!(pool.keys().len(), 2);
 
-    // A new limit for a key reaches the clients already handed out.
+    // A second instance of the same key with a tighter limit: its own, not the first one's.
     let tighter = RateLimit {
         requests: 5,
         period: Duration::from_secs(1),
     };
+    let b = pool
+        .client("b", "https://api.clerk.com/v1/", &key(), Some(tighter))
+        .unwrap();
+    assert_eq!(b.rate_limit(), tighter);
+    assert_eq!(dev.rate_limit().requests, 100, "a's limit is a's");
+    // Nor can one loosen the key: Clerk's limit for it stays whatever an instance says.
+    let looser = RateLimit {
+        requests: 5000,
+        period: Duration::from_secs(1),
+    };
+    let c = pool
+        .client("c", "https://api.clerk.com/v1", &key(), Some(looser))
+        .unwrap();
+    assert_eq!(c.rate_limit(), looser);
+    for client in [&dev, &b, &c] {
+        assert_eq!(
+            client.key_rate_limit(),
+            RateLimit::clerk_default(KeyEnvironment::Development)
+        );
+    }
+    // An instance changing its own limit changes it for its clients to come.
     let again = pool
-        .client("https://api.clerk.com/v1/", &key(), Some(tighter))
+        .client("a", "https://api.clerk.com/v1", &key(), Some(tighter))
         .unwrap();
     assert_eq!(again.rate_limit(), tighter);
-    assert_eq!(dev.rate_limit(), tighter);
-    assert_eq!(prod.rate_limit().requests, 1000);
 
     assert!(
         pool.client(
+            "a",
             "https://api.clerk.com/v1",
             &key(),
             Some(RateLimit {
@@ -660,6 +809,54 @@ async fn the_pool_defaults_to_clerks_limit_and_follows_changes() {
         &format!("{pool:?} {dev:?} {again:?}"),
         &["ProductionKEYsecret"],
     );
+}
+
+#[tokio::test]
+async fn a_tight_instance_limit_holds_that_instance_only_and_says_when_to_come_back() {
+    let sim = sim(Faults::none()).await;
+    let pool = ClientPool::new(ClientOptions {
+        max_rate_limit_wait: Duration::from_millis(200),
+        ..options()
+    })
+    .unwrap();
+    let daily = RateLimit {
+        requests: 1,
+        period: Duration::from_secs(86400),
+    };
+    let throttled = pool
+        .client("throttled", &sim.api_url(), &key(), Some(daily))
+        .unwrap();
+    let other = pool.client("other", &sim.api_url(), &key(), None).unwrap();
+    throttled
+        .create_actor_token(&request("user_first"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = throttled
+        .create_actor_token(&request("user_second"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "no long wait");
+    match &err {
+        ClerkError::Throttled {
+            ready_in,
+            limit,
+            key_wide: false,
+        } => {
+            assert!(*ready_in > Duration::from_secs(86000), "{ready_in:?}");
+            assert_eq!(*limit, daily);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.reason(), "Throttled");
+    // Nothing was sent for it, and the other instance of the same key goes on.
+    assert_eq!(sim.stats().create.total, 1);
+    for n in 0..5 {
+        other
+            .create_actor_token(&request(&format!("user_{n}")))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -820,6 +1017,12 @@ fn http_answer(status: u16, body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// An answer whose end is the connection's close: no Content-Length to check up front.
+fn http_answer_unsized(status: u16, body: &str) -> Vec<u8> {
+    format!("HTTP/1.1 {status} Whatever\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{body}")
+        .into_bytes()
 }
 
 fn created_body(id: &str) -> String {

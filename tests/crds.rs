@@ -26,6 +26,40 @@ fn generated_crds_match_the_committed_yaml() {
     }
 }
 
+/// A user's first `kubectl apply` of the CRDs is clean: no warning (such as `unrecognized
+/// format "uint32"`, for a schema format Kubernetes doesn't know).
+#[test]
+fn applying_the_crds_warns_about_nothing() {
+    let out = control_plane()
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+        ])
+        .arg(repo_root().join("crds/actortokens.dev.yaml"))
+        .output()
+        .expect("run kubectl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubectl apply failed: {stderr}");
+    assert!(
+        !stderr.contains("Warning"),
+        "kubectl apply warned: {stderr}"
+    );
+    let yaml = crds_yaml();
+    let formats: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("format: "))
+        .filter(|f| !["int32", "int64", "date-time", "byte", "double", "float"].contains(f))
+        .collect();
+    assert!(
+        formats.is_empty(),
+        "formats Kubernetes doesn't know: {formats:?}"
+    );
+}
+
 fn request(name: &str, spec: Value) -> ActorTokenRequest {
     serde_json::from_value(json!({
         "apiVersion": "actortokens.dev/v1alpha1",

@@ -149,7 +149,14 @@ fn assert_observed(object: &Value) {
         &object["status"]["observedGeneration"], generation,
         "{name}: status.observedGeneration"
     );
-    for c in object["status"]["conditions"].as_array().unwrap() {
+    // The operator's conditions; an approver's Approved or Denied is the approver's to date.
+    let managed = ["Ready", "Reconciling", "Stalled", "Expired", "Revoked"];
+    for c in object["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| managed.contains(&text(c, "type")))
+    {
         assert_eq!(
             &c["observedGeneration"], generation,
             "{name}: observedGeneration of {}",
@@ -185,8 +192,52 @@ async fn every_phase_reads_right_in_kstatus_flux_and_argo_cd() {
     env.create_request("expired", json!({ "expiresIn": "3s" }))
         .await;
     env.create_request("revoked", json!({})).await;
+    // Through an instance that requires approval: one waits, one is denied by an approver.
+    env.apply(json!({
+        "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
+        "metadata": { "name": "gated", "namespace": ns },
+        "spec": { "apiUrl": env.sim.api_url(), "secretKeyRef": { "name": "clerk-key" }, "approval": { "required": true } }
+    }))
+    .await;
+    let gated = json!({ "instanceRef": { "kind": "ClerkInstance", "name": "gated" } });
+    env.create_request("awaiting", gated.clone()).await;
+    env.create_request("denied", gated).await;
+    support::admission::grant(
+        Some(&ns),
+        "approver",
+        "bob@example.com",
+        json!([
+            { "apiGroups": ["actortokens.dev"], "resources": ["clerkinstances"], "resourceNames": ["gated"], "verbs": ["approve"] },
+            { "apiGroups": ["actortokens.dev"], "resources": ["actortokenrequests/status"], "verbs": ["get", "patch"] }
+        ]),
+    );
+    env.wait_reason("denied", "AwaitingApproval").await;
+    let deny = json!([{ "op": "add", "path": "/status/conditions/-", "value": {
+        "type": "Denied", "status": "True", "reason": "NotJustified", "message": "no ticket for this",
+        "lastTransitionTime": "2026-01-01T00:00:00Z" } }]);
+    let out = support::admission::kubectl_as("bob@example.com", &[])
+        .args([
+            "-n",
+            &ns,
+            "patch",
+            "atr",
+            "denied",
+            "--subresource=status",
+            "--type=json",
+            "-p",
+        ])
+        .arg(deny.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     env.wait_reason("pending", "InstanceNotReady").await;
+    env.wait_reason("awaiting", "AwaitingApproval").await;
+    env.wait_phase("denied", Phase::Denied).await;
     env.wait_phase("issued", Phase::Issued).await;
     env.wait_phase("failed", Phase::Failed).await;
     env.wait_phase("revoked", Phase::Issued).await;
@@ -198,7 +249,9 @@ async fn every_phase_reads_right_in_kstatus_flux_and_argo_cd() {
     env.wait_phase("expired", Phase::Expired).await;
 
     let mut objects = Vec::new();
-    for name in ["pending", "issued", "failed", "expired", "revoked"] {
+    for name in [
+        "pending", "awaiting", "issued", "failed", "denied", "expired", "revoked",
+    ] {
         let object = live(&env, &ns, name).await;
         assert_observed(&object);
         objects.push(object);
@@ -218,8 +271,10 @@ async fn every_phase_reads_right_in_kstatus_flux_and_argo_cd() {
     // The table: phase -> (kstatus and Flux, Argo CD).
     for (name, expected, argo_expected) in [
         ("pending", "InProgress", "Progressing"),
+        ("awaiting", "InProgress", "Progressing"),
         ("issued", "Current", "Healthy"),
         ("failed", "Failed", "Degraded"),
+        ("denied", "Failed", "Degraded"),
         ("expired", "Current", "Healthy"),
         ("revoked", "Current", "Healthy"),
     ] {
@@ -253,6 +308,19 @@ async fn every_phase_reads_right_in_kstatus_flux_and_argo_cd() {
     assert_eq!(
         by_argo["expired"].message,
         format!("expired at {}", text(status("expired"), "expiresAt"))
+    );
+    let awaiting_ready = condition(by_name("awaiting").unwrap(), "Ready").unwrap();
+    assert_eq!(text(awaiting_ready, "reason"), "AwaitingApproval");
+    assert_eq!(by_argo["awaiting"].message, text(awaiting_ready, "message"));
+    let denied_ready = condition(by_name("denied").unwrap(), "Ready").unwrap();
+    assert_eq!(
+        by_argo["denied"].message,
+        format!("Denied: {}", text(denied_ready, "message"))
+    );
+    assert!(
+        by_argo["denied"].message.contains("no ticket for this"),
+        "the approver's words reach the health view: {:?}",
+        by_argo["denied"]
     );
     let revoked = condition(by_name("revoked").unwrap(), "Revoked").unwrap();
     assert!(

@@ -70,7 +70,13 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
 
     // A settled request costs nothing when reconciled again.
     let calls_before = env.sim.stats();
-    let rv = issued.metadata.resource_version.clone();
+    let rv = env
+        .requests
+        .get("support-1")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
     env.operator().kill();
     env.start_operator();
     // The new process reconciles every request it finds at start.
@@ -226,7 +232,7 @@ async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
         env.sim.token(&token_id).unwrap().status,
         TokenStatus::Revoked
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.settle("support-2").await;
     assert_eq!(
         env.sim.stats().create.total,
         1,
@@ -260,7 +266,10 @@ async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
         .unwrap();
 
     // The finalizer holds the object while the token may be live...
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    support::eventually(support::env::WAIT, "a revoke to be tried", || async {
+        (env.sim.stats().revoke.total >= 1).then_some(())
+    })
+    .await;
     let held = env
         .requests
         .get_opt("doomed")
@@ -268,10 +277,6 @@ async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
         .unwrap()
         .expect("held by the finalizer while the token is live");
     assert!(held.metadata.deletion_timestamp.is_some());
-    assert!(
-        env.sim.stats().revoke.total >= 1,
-        "the operator tried to revoke"
-    );
     // ...and lets go once it has expired, with a warning.
     env.wait_gone("doomed").await;
     assert!(
@@ -423,7 +428,7 @@ async fn clerk_refusing_a_request_fails_it_once_with_clerks_message() {
         "{}",
         ready.message
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.settle("for-nobody").await;
     assert_eq!(
         env.sim.stats().create.total,
         1,

@@ -27,14 +27,16 @@ async fn health_and_metrics_describe_an_issued_request_and_hold_no_credential() 
     })
     .await;
 
-    // A slow instance: 1 call per 2 s, so the second create waits for the rate limiter.
+    // A slow instance: 2 calls per second at most, a burst of 1, so the second create waits
+    // for the rate limiter (half a second: less than the operator waits before it goes and
+    // comes back instead).
     env.apply(json!({
         "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
         "metadata": { "name": "slow", "namespace": env.ns.name },
         "spec": {
             "apiUrl": env.sim.api_url(),
             "secretKeyRef": { "name": "clerk-key", "key": "secretKey" },
-            "rateLimit": { "requests": 2, "period": "2s" }
+            "rateLimit": { "requests": 3, "period": "1s" }
         }
     }))
     .await;
@@ -70,7 +72,7 @@ async fn health_and_metrics_describe_an_issued_request_and_hold_no_credential() 
         2.0
     );
     assert!(value("actor_token_operator_clerk_rate_limit_waits_total") >= 1.0);
-    assert!(value("actor_token_operator_clerk_rate_limit_wait_seconds_total") > 0.5);
+    assert!(value("actor_token_operator_clerk_rate_limit_wait_seconds_total") > 0.2);
     assert_eq!(
         value(r#"actor_token_operator_requests{phase="Pending"}"#),
         0.0

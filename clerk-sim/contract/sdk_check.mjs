@@ -4,7 +4,12 @@
 // (run from a folder whose node_modules holds @clerk/backend; run.sh copies it there).
 // Creates a token and revokes it through the SDK, checks the SDK parsed every field, that a
 // second revoke rejects with the SDK's error carrying Clerk's error code, and that the
-// simulator's control surface shows the token revoked. Exits non-zero on the first failure.
+// simulator's control surface shows the token revoked. Then opens sessions (accepting tokens
+// through the control surface, as a user opening the link), lists them through the SDK with
+// filters and paging, revokes one, and checks the errors the SDK reports for a bad query, a
+// session that is no longer active and an unknown one. Exits non-zero on the first failure.
+
+import { isDeepStrictEqual } from 'node:util';
 
 import { createClerkClient } from '@clerk/backend';
 
@@ -21,6 +26,11 @@ function check(condition, what) {
 
 async function simGet(path) {
   const response = await fetch(`${base}${path}`);
+  return response.json();
+}
+
+async function simPost(path) {
+  const response = await fetch(`${base}${path}`, { method: 'POST' });
   return response.json();
 }
 
@@ -77,4 +87,62 @@ const versions = Object.keys(stats.api_versions).sort();
 check(
   versions.length === 1 && versions[0] === '2026-05-12',
   `the SDK sent Clerk-API-Version 2026-05-12 and it was accepted (${versions})`,
+);
+
+// ---------- sessions ----------
+
+const user = 'user_js_sessions';
+const actor = { sub: 'user_js_actor', 'actortokens.dev': { request: 'ns/js-check' } };
+const opened = [];
+for (let i = 0; i < 3; i++) {
+  const t = await clerk.actorTokens.create({ userId: user, actor, sessionMaxDurationInSeconds: 900 });
+  opened.push((await simPost(`/__sim/tokens/${t.id}/accept`)).session_id);
+}
+const newestFirst = [...opened].reverse();
+const ids = list => list.data.map(x => x.id);
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+const sessions = await clerk.sessions.getSessionList({ userId: user, status: 'active' });
+check(same(ids(sessions), newestFirst), "the user's three active sessions, newest first");
+check(sessions.totalCount === 3, `totalCount parsed (${sessions.totalCount})`);
+const first = sessions.data[0];
+check(first.status === 'active' && first.userId === user, 'status and userId parsed');
+check(typeof first.clientId === 'string' && first.clientId.startsWith('client_'), 'clientId parsed');
+check(first.expireAt - first.createdAt === 900_000, 'expireAt is createdAt + sessionMaxDuration (ms)');
+check(Number.isInteger(first.abandonAt) && Number.isInteger(first.lastActiveAt), 'abandonAt, lastActiveAt parsed');
+// Key order is not part of the contract (Clerk keeps the actor as a JSON object).
+check(isDeepStrictEqual(first.actor, actor), "the session carries the token's actor, extra keys kept");
+
+let page = await clerk.sessions.getSessionList({ userId: user, limit: 2 });
+check(same(ids(page), newestFirst.slice(0, 2)) && page.totalCount === 3, 'limit: 2 gives the two newest of 3');
+page = await clerk.sessions.getSessionList({ userId: user, limit: 2, offset: 2 });
+check(same(ids(page), newestFirst.slice(2)) && page.totalCount === 3, 'offset: 2 gives the rest');
+const byClient = await clerk.sessions.getSessionList({ clientId: first.clientId });
+check(same(ids(byClient), [first.id]), "clientId filters to that client's session");
+
+const revokedSession = await clerk.sessions.revokeSession(first.id);
+check(revokedSession.id === first.id, 'revokeSession returns the session');
+check(revokedSession.status === 'revoked', 'revokeSession answers status revoked');
+const active = await clerk.sessions.getSessionList({ userId: user, status: 'active' });
+check(same(ids(active), newestFirst.slice(1)), 'the revoked session is no longer active');
+
+const twice = await rejection(clerk.sessions.revokeSession(first.id));
+check(twice !== null && twice.status === 400, 'revoking it again is a 400');
+check(
+  (twice.errors || []).map(e => e.code).join() === 'session_cannot_be_revoked_code',
+  "with the simulator's code",
+);
+const unknownSession = await rejection(clerk.sessions.revokeSession('sess_no_such_session'));
+check(unknownSession !== null && unknownSession.status === 404, 'an unknown session is a 404');
+check((unknownSession.errors || []).map(e => e.code).join() === 'resource_not_found', 'with code resource_not_found');
+const tooMany = await rejection(clerk.sessions.getSessionList({ userId: user, limit: 501 }));
+check(tooMany !== null && tooMany.status === 422, 'limit: 501 is a 422');
+check((tooMany.errors || []).map(e => e.meta && e.meta.paramName).join() === 'limit', 'naming limit');
+
+const listedSessions = Object.fromEntries((await simGet('/__sim/sessions')).map(x => [x.id, x]));
+check(listedSessions[first.id].status === 'revoked', 'the simulator lists the session as revoked');
+const sessionStats = await simGet('/__sim/stats');
+check(
+  sessionStats.list_sessions.total === 6 && sessionStats.revoke_session.total === 3,
+  'six lists and three session revokes reached the simulator',
 );

@@ -1,5 +1,5 @@
-//! The Backend API routes: `POST /v1/actor_tokens` and `POST /v1/actor_tokens/{id}/revoke`,
-//! behind auth and fault injection.
+//! The actor-token routes (`POST /v1/actor_tokens` and `POST /v1/actor_tokens/{id}/revoke`)
+//! and the guard every `/v1` route sits behind: auth and fault injection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,8 @@ fn classify(method: &Method, path: &str) -> Op {
     match (method, segments.as_slice()) {
         (&Method::POST, ["", "actor_tokens"]) => Op::Create,
         (&Method::POST, ["", "actor_tokens", _, "revoke"]) => Op::Revoke,
+        (&Method::GET | &Method::HEAD, ["", "sessions"]) => Op::ListSessions,
+        (&Method::POST, ["", "sessions", _, "revoke"]) => Op::RevokeSession,
         _ => Op::Other,
     }
 }

@@ -21,6 +21,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/__sim/tokens", get(tokens))
         .route("/__sim/tokens/{id}/accept", post(accept))
+        .route("/__sim/sessions", get(sessions))
         .route("/__sim/reset", post(reset))
         .route("/__sim/stats", get(stats))
         .route("/__sim/requests", get(stats))
@@ -35,7 +36,12 @@ async fn tokens(State(sim): State<Arc<Shared>>) -> Response {
 
 async fn accept(State(sim): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     match sim.accept(&id) {
-        Ok(token) => json_response(StatusCode::OK, &token),
+        // The token, now accepted, and the `session_id` its sign-in opened.
+        Ok((token, session)) => {
+            let mut body = serde_json::to_value(&token).expect("tokens serialise");
+            body["session_id"] = json!(session.id);
+            json_response(StatusCode::OK, &body)
+        }
         Err(e) => {
             let (status, code) = match &e {
                 SimError::NotFound(_) => (StatusCode::NOT_FOUND, "resource_not_found"),
@@ -48,6 +54,10 @@ async fn accept(State(sim): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
             )
         }
     }
+}
+
+async fn sessions(State(sim): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, &sim.sessions())
 }
 
 async fn reset(State(sim): State<Arc<Shared>>) -> StatusCode {

@@ -50,6 +50,11 @@ impl ClerkError {
         .with_param(param)
     }
 
+    /// `form_param_missing` with its own long message (for a rule over several parameters).
+    pub fn param_missing_with(param: &str, long_message: impl Into<String>) -> Self {
+        ClerkError::new("form_param_missing", "is missing", long_message).with_param(param)
+    }
+
     pub fn param_format_invalid(param: &str, must: &str) -> Self {
         ClerkError::new(
             "form_param_format_invalid",

@@ -1,13 +1,17 @@
-//! A simulator of Clerk's Backend API for actor tokens, held to Clerk's OpenAPI spec
-//! (`spec/bapi-2026-05-12.yml`, version 2026-05-12), for tests.
+//! A simulator of Clerk's Backend API for actor tokens and the sessions they open, held to
+//! Clerk's OpenAPI spec (`spec/bapi-2026-05-12.yml`, version 2026-05-12), for tests.
 //!
 //! It serves, on 127.0.0.1:
-//! - `POST /v1/actor_tokens` (CreateActorToken) and
+//! - `POST /v1/actor_tokens` (CreateActorToken),
 //! - `POST /v1/actor_tokens/{actor_token_id}/revoke` (RevokeActorToken),
+//! - `GET /v1/sessions` (GetSessionList) and
+//! - `POST /v1/sessions/{session_id}/revoke` (RevokeSession),
 //!
-//! with bearer-key auth, the spec's body validation, Clerk's error envelope, token expiry, and
-//! fault injection (latency, 5xx, 429, per-key rate limits, connections dropped after a
-//! create). A control surface for tests lives under `/__sim/`.
+//! with bearer-key auth, the spec's body and query validation, Clerk's error envelope, token
+//! and session expiry, and fault injection (latency, 5xx, 429, per-key rate limits,
+//! connections dropped after a create). Accepting a token (a user opening its sign-in link,
+//! [`Simulator::accept`]) opens an active session carrying the token's actor. A control
+//! surface for tests lives under `/__sim/`.
 //!
 //! # Library use
 //!
@@ -43,6 +47,11 @@
 //! | revoke, pending and not expired | 200 `ActorToken` with `status: "revoked"`, without `token` and `url` |
 //! | revoke, accepted, revoked or expired | 400 `actor_token_cannot_be_revoked_code` |
 //! | revoke, unknown ID | 404 `resource_not_found` |
+//! | list sessions, neither `client_id` nor `user_id`, a `status` not in the spec's enum, `limit` not 1–500, `offset` below 0, a non-integer, `paginated` not `true`/`false` | 422, one error per problem: `form_param_missing`, `form_param_value_invalid`, `form_param_format_invalid`, each with `meta.param_name` |
+//! | list sessions, valid | 200: the matching `Session`s, newest first, `offset`/`limit` applied (default limit 10); a bare array, or `{"data": [...], "total_count": N}` with `paginated=true` |
+//! | revoke session, active | 200 `Session` with `status: "revoked"` |
+//! | revoke session, revoked or expired | 400 `session_cannot_be_revoked_code` |
+//! | revoke session, unknown ID | 404 `resource_not_found` |
 //! | any other path under `/v1` | 404 `resource_not_found` |
 //!
 //! `created_at` / `updated_at` are Unix seconds (the spec says "Unix timestamp"; the project's
@@ -52,13 +61,18 @@
 //! (Clerk's status enum has no "expired"; the API answers never show it). Any
 //! `Clerk-API-Version` header is accepted and counted in [`Stats::api_versions`].
 //!
+//! A session opens when its token is accepted and expires `session_max_duration_in_seconds`
+//! later on the simulator's clock; its `actor` is the token's, every key kept. `Session`
+//! times are Unix **milliseconds**, as Clerk's session answers carry them.
+//!
 //! # Control surface (no auth, not counted, no faults)
 //!
 //! | route | what |
 //! | --- | --- |
 //! | `GET /__sim/tokens` | every token ever issued, as [`SimToken`] JSON, status as of now |
-//! | `POST /__sim/tokens/{id}/accept` | accept as a user opening the URL would: 200 token, 404 unknown, 409 not pending, 410 expired |
-//! | `POST /__sim/reset` | forget tokens, counters and rate-limit windows (faults and clock stay) |
+//! | `POST /__sim/tokens/{id}/accept` | accept as a user opening the URL would and open a session: 200 token (with `session_id`), 404 unknown, 409 not pending, 410 expired |
+//! | `GET /__sim/sessions` | every session ever opened, as [`SimSession`] JSON, status as of now |
+//! | `POST /__sim/reset` | forget tokens, sessions, counters and rate-limit windows (faults and clock stay) |
 //! | `GET /__sim/stats` (also `/__sim/requests`) | [`Stats`] JSON |
 //! | `GET /__sim/faults`, `PUT /__sim/faults` | [`Faults`] JSON (left-out fields take defaults); 400 if invalid |
 //! | `GET /__sim/clock`, `POST /__sim/clock/advance` `{"seconds": N}` | the simulator's clock (Unix seconds) |
@@ -68,6 +82,8 @@ mod config;
 mod control;
 mod errors;
 mod server;
+mod session;
+mod sessions_api;
 mod state;
 
 use std::net::SocketAddr;
@@ -78,6 +94,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{DEFAULT_SECRET_KEY, Faults, Latency, RateLimit, SimConfig};
+pub use session::{SessionStatus, SimSession};
 pub use state::{OpStats, SimError, SimToken, Stats, TokenStatus};
 
 /// A running simulator. Stops on [`Simulator::shutdown`] or when dropped.
@@ -151,10 +168,29 @@ impl Simulator {
         self.shared.token(id)
     }
 
-    /// Accepts a token as a user opening its URL would. Fails if the ID is unknown, or the
-    /// token is not pending or has expired.
-    pub fn accept(&self, id: &str) -> Result<(), SimError> {
-        self.shared.accept(id).map(|_| ())
+    /// Accepts a token as a user opening its URL would: the token becomes accepted and an
+    /// active session opens for its user, carrying its `actor` as given at create. Returns
+    /// that session (its `id` is what GetSessionList and RevokeSession know it by). Fails if
+    /// the ID is unknown, or the token is not pending or has expired; then no session opens.
+    pub fn accept(&self, id: &str) -> Result<SimSession, SimError> {
+        self.shared.accept(id).map(|(_, session)| session)
+    }
+
+    /// Every session ever opened (since the last reset), oldest first, status as of now.
+    pub fn sessions(&self) -> Vec<SimSession> {
+        self.shared.sessions()
+    }
+
+    /// Sessions that are active: not revoked and not past their `expire_at`.
+    pub fn active_sessions(&self) -> Vec<SimSession> {
+        let mut sessions = self.sessions();
+        sessions.retain(|s| s.status == SessionStatus::Active);
+        sessions
+    }
+
+    /// One session by ID.
+    pub fn session(&self, id: &str) -> Option<SimSession> {
+        self.shared.session(id)
     }
 
     /// Replaces the faults in force.
@@ -178,12 +214,13 @@ impl Simulator {
         self.shared.lock().stats.clone()
     }
 
-    /// Forgets tokens, counters and rate-limit windows. Faults and the clock stay.
+    /// Forgets tokens, sessions, counters and rate-limit windows. Faults and the clock stay.
     pub fn reset(&self) {
         self.shared.reset();
     }
 
-    /// Moves the simulator's clock on (token expiry and rate-limit windows follow it).
+    /// Moves the simulator's clock on (token and session expiry and rate-limit windows follow
+    /// it).
     pub fn advance_clock(&self, by: Duration) {
         self.shared.advance_clock(by);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::Request;
 use axum::middleware;
-use axum::routing::post;
+use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 use crate::api::{self, DropConnection};
 use crate::control;
+use crate::sessions_api;
 use crate::state::Shared;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -25,6 +26,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/actor_tokens/{actor_token_id}/revoke",
             post(api::revoke).fallback(api::not_found),
+        )
+        .route(
+            "/sessions",
+            get(sessions_api::list).fallback(api::not_found),
+        )
+        .route(
+            "/sessions/{session_id}/revoke",
+            post(sessions_api::revoke).fallback(api::not_found),
         )
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), api::guard));

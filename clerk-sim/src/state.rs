@@ -1,4 +1,4 @@
-//! The simulator's memory: tokens, counters, clock, fault draws.
+//! The simulator's memory: tokens, sessions, counters, clock, fault draws.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Faults;
+use crate::session::{SessionRecord, SimSession};
 
 /// Where a token stands, as of now. `Expired` is a pending token past its `expires_in_seconds`
 /// (Clerk's API has no such status; the simulator's API answers never show it).
@@ -71,6 +72,12 @@ pub struct Stats {
     pub create: OpStats,
     /// `POST /v1/actor_tokens/{id}/revoke`.
     pub revoke: OpStats,
+    /// `GET /v1/sessions` (GetSessionList).
+    #[serde(default)]
+    pub list_sessions: OpStats,
+    /// `POST /v1/sessions/{id}/revoke` (RevokeSession).
+    #[serde(default)]
+    pub revoke_session: OpStats,
     /// Any other request under `/v1` (answered 404).
     pub other: OpStats,
     /// `Clerk-API-Version` header values seen on API requests (`""`: no header).
@@ -119,6 +126,8 @@ pub enum SimError {
 pub(crate) enum Op {
     Create,
     Revoke,
+    ListSessions,
+    RevokeSession,
     Other,
 }
 
@@ -180,6 +189,9 @@ pub(crate) struct Inner {
     pub id_rng: StdRng,
     pub tokens: Vec<Record>,
     pub index: HashMap<String, usize>,
+    /// Sessions, oldest first, and their index by ID.
+    pub sessions: Vec<SessionRecord>,
+    pub session_index: HashMap<String, usize>,
     pub stats: Stats,
     /// secret key → (window start ms, requests counted in it)
     pub windows: HashMap<String, (i64, u32)>,
@@ -204,6 +216,8 @@ impl Shared {
                 id_rng: StdRng::seed_from_u64(seed ^ 0x5eed_1d5e_ed1d_5eed),
                 tokens: Vec::new(),
                 index: HashMap::new(),
+                sessions: Vec::new(),
+                session_index: HashMap::new(),
                 stats: Stats::default(),
                 windows: HashMap::new(),
             }),
@@ -244,32 +258,58 @@ impl Shared {
         inner.index.get(id).map(|&i| inner.tokens[i].view(now))
     }
 
-    pub fn accept(&self, id: &str) -> Result<SimToken, SimError> {
+    pub fn sessions(&self) -> Vec<SimSession> {
+        let now = self.now_ms();
+        self.lock().sessions.iter().map(|s| s.view(now)).collect()
+    }
+
+    pub fn session(&self, id: &str) -> Option<SimSession> {
+        let now = self.now_ms();
+        let inner = self.lock();
+        inner
+            .session_index
+            .get(id)
+            .map(|&i| inner.sessions[i].view(now))
+    }
+
+    /// Signs in with a pending token, as a user opening its URL: the token becomes accepted
+    /// and an active session opens for its user, carrying its actor.
+    pub fn accept(&self, id: &str) -> Result<(SimToken, SimSession), SimError> {
         let now = self.now_ms();
         let mut inner = self.lock();
         let &i = inner
             .index
             .get(id)
             .ok_or_else(|| SimError::NotFound(id.to_owned()))?;
-        let record = &mut inner.tokens[i];
-        match record.status_at(now) {
-            TokenStatus::Pending => {
-                record.stored = TokenStatus::Accepted;
-                record.updated_ms = now;
-                Ok(record.view(now))
+        match inner.tokens[i].status_at(now) {
+            TokenStatus::Pending => {}
+            TokenStatus::Expired => return Err(SimError::Expired(id.to_owned())),
+            status => {
+                return Err(SimError::NotPending {
+                    id: id.to_owned(),
+                    status,
+                });
             }
-            TokenStatus::Expired => Err(SimError::Expired(id.to_owned())),
-            status => Err(SimError::NotPending {
-                id: id.to_owned(),
-                status,
-            }),
         }
+        let session_id = inner.new_id("sess_");
+        let client_id = inner.new_id("client_");
+        let session = SessionRecord::opened(session_id.clone(), client_id, &inner.tokens[i], now);
+        let session_view = session.view(now);
+        let index = inner.sessions.len();
+        inner.sessions.push(session);
+        inner.session_index.insert(session_id.clone(), index);
+        let record = &mut inner.tokens[i];
+        record.stored = TokenStatus::Accepted;
+        record.updated_ms = now;
+        Ok((record.view(now), session_view))
     }
 
     pub fn reset(&self) {
         let mut inner = self.lock();
         inner.tokens.clear();
         inner.index.clear();
+        inner.sessions.clear();
+        inner.session_index.clear();
         inner.stats = Stats::default();
         inner.windows.clear();
     }
@@ -299,6 +339,8 @@ impl Stats {
         match op {
             Op::Create => &mut self.create,
             Op::Revoke => &mut self.revoke,
+            Op::ListSessions => &mut self.list_sessions,
+            Op::RevokeSession => &mut self.revoke_session,
             Op::Other => &mut self.other,
         }
     }

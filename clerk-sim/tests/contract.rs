@@ -1,176 +1,28 @@
 //! Contract check: every kind of answer the simulator gives validates against Clerk's own
 //! OpenAPI spec, read at test time from `spec/bapi-2026-05-12.yml` (nothing copied into code).
 //!
-//! The spec is OpenAPI 3.0: `$ref`s into `#/components/...` are inlined and `nullable: true`
-//! becomes a JSON-Schema type union; the result is checked as JSON Schema draft 4 (the draft
-//! OpenAPI 3.0 schemas derive from).
+//! The spec is OpenAPI 3.0, read as `common/spec.rs` describes. The session operations'
+//! own checks are in `contract_sessions.rs`; the checks every operation shares (401, 429,
+//! 5xx) and the spec-reading machinery's own tests are here.
 //!
-//! Statuses: for the two operations the spec declares 200/400/402/422 (create) and
-//! 200/400/404 (revoke). The simulator also answers 401 (bad key), 429 (rate limits) and
-//! 500/502/503 (injected faults), which the spec does not declare for these two operations
-//! although Clerk sends them for every endpoint. For those the test uses the responses the
-//! spec itself attaches to those statuses on other operations — `AuthenticationInvalid` for
-//! 401, `TooManyRequests` for 429, `ClerkErrors` for 500 — after checking that the spec really
-//! uses them so.
+//! Statuses: the spec declares 200/400/402/422 for CreateActorToken, 200/400/404 for
+//! RevokeActorToken, 200/400/401/422 for GetSessionList and 200/400/401/404 for RevokeSession.
+//! The simulator also answers 401 (bad key) on the actor-token operations, and 429 (rate
+//! limits) and 500/502/503 (injected faults) on all four, which the spec does not declare
+//! there although Clerk sends them for every endpoint. For those the test uses the responses
+//! the spec itself attaches to those statuses on other operations — `AuthenticationInvalid`
+//! for 401, `TooManyRequests` for 429, `ClerkErrors` for 500 — after checking that the spec
+//! really uses them so.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use clerk_sim::{Faults, RateLimit, Simulator};
+use common::spec::*;
 use common::*;
-use serde_json::{Map, Value, json};
-
-const CREATE_PATH: &str = "/actor_tokens";
-const REVOKE_PATH: &str = "/actor_tokens/{actor_token_id}/revoke";
-
-fn spec() -> &'static Value {
-    static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/bapi-2026-05-12.yml");
-        let text = std::fs::read_to_string(path).expect("spec file");
-        let options = serde_saphyr::options! { budget: None };
-        serde_saphyr::from_str_with_options(&text, options).expect("spec parses as YAML")
-    })
-}
-
-fn pointer(reference: &str) -> &'static Value {
-    let path = reference
-        .strip_prefix('#')
-        .unwrap_or_else(|| panic!("only local refs: {reference}"));
-    spec()
-        .pointer(path)
-        .unwrap_or_else(|| panic!("dangling $ref {reference}"))
-}
-
-/// Inlines `$ref`s and turns OpenAPI 3.0 schema keywords into JSON Schema.
-fn to_json_schema(schema: &Value, seen: &mut Vec<String>) -> Value {
-    match schema {
-        Value::Object(map) => {
-            if let Some(Value::String(reference)) = map.get("$ref") {
-                if seen.contains(reference) {
-                    return json!({}); // a cycle: accept anything below this point
-                }
-                seen.push(reference.clone());
-                let resolved = to_json_schema(pointer(reference), seen);
-                seen.pop();
-                return resolved;
-            }
-            let mut out = Map::new();
-            for (key, value) in map {
-                if key == "nullable"
-                    || key == "example"
-                    || key == "discriminator"
-                    || key.starts_with("x-")
-                {
-                    continue;
-                }
-                // Keywords whose value is a map of names → schemas, or schemas themselves.
-                let converted = match key.as_str() {
-                    "properties" | "patternProperties" => Value::Object(
-                        value
-                            .as_object()
-                            .unwrap()
-                            .iter()
-                            .map(|(name, s)| (name.clone(), to_json_schema(s, seen)))
-                            .collect(),
-                    ),
-                    "items" | "additionalProperties" | "not" | "allOf" | "anyOf" | "oneOf" => {
-                        to_json_schema(value, seen)
-                    }
-                    _ => value.clone(),
-                };
-                out.insert(key.clone(), converted);
-            }
-            if map.get("nullable") == Some(&Value::Bool(true)) {
-                match out.get_mut("type") {
-                    Some(Value::String(t)) => {
-                        let t = t.clone();
-                        out.insert("type".into(), json!([t, "null"]));
-                        if let Some(Value::Array(values)) = out.get_mut("enum") {
-                            values.push(Value::Null);
-                        }
-                    }
-                    _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|s| to_json_schema(s, seen)).collect())
-        }
-        other => other.clone(),
-    }
-}
-
-fn operation(path: &str) -> &'static Value {
-    let op = &spec()["paths"][path]["post"];
-    assert!(op.is_object(), "the spec has POST {path}");
-    op
-}
-
-/// The response object (resolved) the spec gives for this status on this operation, or the
-/// spec's own response for that status elsewhere when the operation does not declare it.
-fn response_spec(path: &str, status: u16) -> &'static Value {
-    let declared = &operation(path)["responses"][status.to_string()];
-    let response = if declared.is_object() {
-        declared
-    } else {
-        pointer(match status {
-            401 => "#/components/responses/AuthenticationInvalid",
-            429 => "#/components/responses/TooManyRequests",
-            500..=599 => "#/components/responses/ClerkErrors",
-            _ => {
-                panic!("the simulator answers {status} for {path}, which the spec does not declare")
-            }
-        })
-    };
-    match response.get("$ref") {
-        Some(Value::String(r)) => pointer(r),
-        _ => response,
-    }
-}
-
-fn body_validator(path: &str, status: u16) -> jsonschema::Validator {
-    let response = response_spec(path, status);
-    let schema = &response["content"]["application/json"]["schema"];
-    assert!(
-        schema.is_object(),
-        "{path} {status}: the spec gives a JSON schema"
-    );
-    let schema = to_json_schema(schema, &mut Vec::new());
-    jsonschema::draft4::new(&schema).expect("schema compiles")
-}
-
-fn assert_valid(path: &str, a: &Answer) {
-    let validator = body_validator(path, a.status);
-    let errors: Vec<String> = validator
-        .iter_errors(&a.body)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{path} {}: {} does not match the spec: {errors:#?}",
-        a.status,
-        a.body
-    );
-    let content_type = a.headers["content-type"].to_str().unwrap();
-    assert!(
-        content_type.starts_with("application/json"),
-        "{content_type}"
-    );
-}
-
-fn declared(path: &str) -> BTreeSet<u16> {
-    operation(path)["responses"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(|k| k.parse().unwrap())
-        .collect()
-}
+use serde_json::{Value, json};
 
 // ---------- the spec itself ----------
 
@@ -185,11 +37,43 @@ fn the_spec_describes_the_api_the_simulator_serves() {
     assert_eq!(operation(CREATE_PATH)["operationId"], "CreateActorToken");
     assert_eq!(operation(REVOKE_PATH)["operationId"], "RevokeActorToken");
     assert_eq!(
+        operation(LIST_SESSIONS_PATH)["operationId"],
+        "GetSessionList"
+    );
+    assert_eq!(
+        operation(REVOKE_SESSION_PATH)["operationId"],
+        "RevokeSession"
+    );
+    assert_eq!(
         spec()["components"]["securitySchemes"]["bearerAuth"]["scheme"],
         "bearer"
     );
     assert_eq!(declared(CREATE_PATH), BTreeSet::from([200, 400, 402, 422]));
     assert_eq!(declared(REVOKE_PATH), BTreeSet::from([200, 400, 404]));
+    assert_eq!(
+        declared(LIST_SESSIONS_PATH),
+        BTreeSet::from([200, 400, 401, 422])
+    );
+    assert_eq!(
+        declared(REVOKE_SESSION_PATH),
+        BTreeSet::from([200, 400, 401, 404])
+    );
+    // The list's parameters are the ones the simulator reads, and nothing else.
+    let parameters = list_parameters();
+    let names: BTreeSet<&str> = parameters.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "client_id",
+            "user_id",
+            "status",
+            "paginated",
+            "limit",
+            "offset"
+        ])
+    );
+    // RevokeSession takes its ID in the path and no body.
+    assert!(operation(REVOKE_SESSION_PATH).get("requestBody").is_none());
 }
 
 #[test]
@@ -305,13 +189,8 @@ async fn revoke_400_and_404_match_clerk_errors() {
 async fn answers_401_match_authentication_invalid() {
     let sim = sim().await;
     for auth in [None, Some("Token x"), Some("Bearer sk_test_unknown")] {
-        for path in [CREATE_PATH, REVOKE_PATH] {
-            let url = format!(
-                "{}{}",
-                sim.api_url(),
-                path.replace("{actor_token_id}", "act_x")
-            );
-            let mut request = client().post(url).body("{}");
+        for path in ALL_PATHS {
+            let mut request = request_to(&sim, path);
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);
             }
@@ -335,6 +214,18 @@ async fn answers_429_match_too_many_requests() {
     let a = revoke(&sim, "act_x").await;
     assert_eq!(a.status, 429);
     assert_valid(REVOKE_PATH, &a);
+    for path in [LIST_SESSIONS_PATH, REVOKE_SESSION_PATH] {
+        let a = answer(
+            request_to(&sim, path)
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, 429);
+        assert_valid(path, &a);
+    }
 
     let sim = sim_faulty(Faults {
         rate_limit: Some(RateLimit::per_key(0, Duration::from_secs(10))),
@@ -355,13 +246,19 @@ async fn answers_5xx_match_clerk_errors() {
     })
     .await;
     let mut seen = BTreeSet::new();
-    for _ in 0..30 {
-        let a = create_raw(&sim, "{}").await;
-        assert_valid(CREATE_PATH, &a);
-        let b = revoke(&sim, "act_x").await;
-        assert_valid(REVOKE_PATH, &b);
-        seen.insert(a.status);
-        seen.insert(b.status);
+    for _ in 0..12 {
+        for path in ALL_PATHS {
+            let a = answer(
+                request_to(&sim, path)
+                    .bearer_auth(KEY)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_valid(path, &a);
+            seen.insert(a.status);
+        }
     }
     assert_eq!(seen, BTreeSet::from([500, 502, 503]));
 }
@@ -369,14 +266,18 @@ async fn answers_5xx_match_clerk_errors() {
 #[tokio::test]
 async fn every_status_the_simulator_uses_is_declared_or_documented() {
     // Declared by the spec for the operation, or one of the documented extras above.
-    let extras = BTreeSet::from([401, 429, 500, 502, 503]);
-    let sim_create = BTreeSet::from([200, 400, 422]);
-    let sim_revoke = BTreeSet::from([200, 400, 404]);
-    assert!(sim_create.is_subset(&declared(CREATE_PATH)));
-    assert!(sim_revoke.is_subset(&declared(REVOKE_PATH)));
-    assert!(
-        extras.is_disjoint(&declared(CREATE_PATH)) && extras.is_disjoint(&declared(REVOKE_PATH))
-    );
+    let extras = BTreeSet::from([429, 500, 502, 503]);
+    for (path, statuses) in [
+        (CREATE_PATH, BTreeSet::from([200, 400, 422])),
+        (REVOKE_PATH, BTreeSet::from([200, 400, 404])),
+        (LIST_SESSIONS_PATH, BTreeSet::from([200, 401, 422])),
+        (REVOKE_SESSION_PATH, BTreeSet::from([200, 400, 401, 404])),
+    ] {
+        assert!(statuses.is_subset(&declared(path)), "{path}");
+        assert!(extras.is_disjoint(&declared(path)), "{path}");
+    }
+    // 401 is declared for the session operations, and an extra for the actor-token ones.
+    assert!(!declared(CREATE_PATH).contains(&401) && !declared(REVOKE_PATH).contains(&401));
 }
 
 // ---------- the simulator's validation against the spec's request schema ----------
@@ -490,6 +391,32 @@ fn the_converted_schemas_have_teeth() {
     assert!(
         !token.is_valid(&null_token),
         "token is not nullable in this spec version"
+    );
+
+    let session = body_validator(REVOKE_SESSION_PATH, 200);
+    let good = json!({"object": "session", "id": "sess_1", "user_id": "u", "client_id": "c",
+                      "actor": {"sub": "a"}, "status": "active", "last_active_at": 1,
+                      "expire_at": 2, "abandon_at": 3, "updated_at": 1, "created_at": 1,
+                      "latest_activity": null, "tasks": null,
+                      "last_active_organization_id": null});
+    assert!(session.is_valid(&good));
+    let mut extra = good.clone();
+    extra["actor_token_id"] = json!("act_1");
+    assert!(!session.is_valid(&extra), "additionalProperties: false");
+    let mut bad_status = good.clone();
+    bad_status["status"] = json!("accepted");
+    assert!(!session.is_valid(&bad_status), "status enum");
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("abandon_at");
+    assert!(!session.is_valid(&missing), "required");
+    let mut float = good;
+    float["expire_at"] = json!(2.5);
+    assert!(!session.is_valid(&float), "integer times");
+    let list = body_validator(LIST_SESSIONS_PATH, 200);
+    assert!(list.is_valid(&json!([])));
+    assert!(
+        !list.is_valid(&json!({"data": [], "total_count": 0})),
+        "the spec's list is an array"
     );
 
     let errors = body_validator(REVOKE_PATH, 404);

@@ -79,6 +79,63 @@ async fn accept_through_the_control_surface() {
 }
 
 #[tokio::test]
+async fn accept_through_the_control_surface_opens_a_session() {
+    let sim = sim().await;
+    let actor = json!({"sub": "user_support", "actortokens.dev": {"request": "ns/name"}});
+    let created = create(
+        &sim,
+        json!({"user_id": "user_c", "actor": actor, "session_max_duration_in_seconds": 90}),
+    )
+    .await
+    .body;
+    let id = created["id"].as_str().unwrap();
+    let a = sim_post(&sim, &format!("/__sim/tokens/{id}/accept"), None).await;
+    assert_eq!(a.status, 200);
+    let session_id = a.body["session_id"].as_str().unwrap().to_owned();
+    assert!(session_id.starts_with("sess_"), "{session_id}");
+
+    let list = sim_get(&sim, "/__sim/sessions").await;
+    assert_eq!(list.status, 200);
+    let s = &list.body[0];
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+    assert_eq!(s["id"], session_id.as_str());
+    assert_eq!(s["status"], "active");
+    assert_eq!(s["user_id"], "user_c");
+    assert_eq!(s["actor"], actor);
+    assert_eq!(s["actor_token_id"], id);
+    assert!(s["client_id"].as_str().unwrap().starts_with("client_"));
+    let created_ms = s["created_at_ms"].as_i64().unwrap();
+    assert_eq!(s["created_at"].as_i64().unwrap(), created_ms / 1000);
+    assert_eq!(s["expire_at_ms"].as_i64().unwrap(), created_ms + 90_000);
+    assert_eq!(
+        s["expire_at"].as_i64().unwrap(),
+        (created_ms + 90_000) / 1000
+    );
+    assert!(s["revoked_at_ms"].is_null());
+
+    revoke_session(&sim, &session_id).await;
+    sim.advance_clock(Duration::from_secs(90));
+    let (_, expired) = open_session(
+        &sim,
+        json!({"user_id": "user_c", "actor": {"sub": "a"}, "session_max_duration_in_seconds": 1}),
+    )
+    .await;
+    sim.advance_clock(Duration::from_secs(1));
+    let list = sim_get(&sim, "/__sim/sessions").await.body;
+    assert_eq!(
+        list[0]["status"], "revoked",
+        "a revoke outlives the expiry time"
+    );
+    assert!(list[0]["revoked_at_ms"].as_i64().unwrap() >= created_ms);
+    assert_eq!(list[1]["id"], expired.as_str());
+    assert_eq!(list[1]["status"], "expired");
+    // The library view agrees with the JSON.
+    let sessions: Vec<clerk_sim::SimSession> = serde_json::from_value(list).unwrap();
+    assert_eq!(sessions, sim.sessions());
+    assert_eq!(sim.stats().create.total, 2, "control calls are not counted");
+}
+
+#[tokio::test]
 async fn stats_and_requests_report_counts() {
     let sim = sim().await;
     create_ok(&sim).await;
@@ -90,18 +147,29 @@ async fn stats_and_requests_report_counts() {
         assert_eq!(s.body["create"]["by_status"]["200"], 1);
         assert_eq!(s.body["revoke"]["by_status"]["404"], 1);
         assert_eq!(s.body["api_versions"]["2026-05-12"], 1);
+        assert_eq!(s.body["list_sessions"]["total"], 0);
+        assert_eq!(s.body["revoke_session"]["total"], 0);
         let parsed: clerk_sim::Stats = serde_json::from_value(s.body).unwrap();
         assert_eq!(parsed, sim.stats());
     }
 }
 
 #[tokio::test]
-async fn reset_clears_tokens_and_counters() {
+async fn reset_clears_tokens_sessions_and_counters() {
     let sim = sim().await;
     create_ok(&sim).await;
+    let (_, session) = open_session(&sim, json!({"user_id": "u", "actor": {"sub": "a"}})).await;
+    list_sessions(&sim, "user_id=u").await;
     let a = sim_post(&sim, "/__sim/reset", None).await;
     assert_eq!(a.status, 204);
     assert_eq!(sim_get(&sim, "/__sim/tokens").await.body, json!([]));
+    assert_eq!(sim_get(&sim, "/__sim/sessions").await.body, json!([]));
+    assert!(sim.session(&session).is_none());
+    assert_eq!(revoke_session(&sim, &session).await.status, 404);
+    assert_eq!(
+        sim_get(&sim, "/__sim/stats").await.body["list_sessions"]["total"],
+        0
+    );
     assert_eq!(
         sim_get(&sim, "/__sim/stats").await.body["create"]["total"],
         0
@@ -153,6 +221,7 @@ async fn control_surface_needs_no_auth_and_ignores_faults() {
     .await;
     assert_eq!(sim_get(&sim, "/__sim/tokens").await.status, 200);
     assert_eq!(sim_get(&sim, "/__sim/stats").await.status, 200);
+    assert_eq!(sim_get(&sim, "/__sim/sessions").await.status, 200);
 }
 
 fn unix_ms() -> i64 {

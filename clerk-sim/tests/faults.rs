@@ -168,6 +168,126 @@ async fn rate_limit_n_per_window_per_key() {
 }
 
 #[tokio::test]
+async fn the_rate_limit_counts_session_calls_like_any_other() {
+    let sim = sim_with(Faults {
+        rate_limit: Some(RateLimit::per_key(4, Duration::from_secs(10))),
+        ..Faults::default()
+    })
+    .await;
+    // One create (1); the sign-in is the user's, not an API call.
+    let (_, id) = open_session(&sim, json!({"user_id": "u", "actor": {"sub": "a"}})).await;
+    assert_eq!(list_sessions(&sim, "user_id=u").await.status, 200); // 2
+    assert_eq!(list_sessions(&sim, "bad=query").await.status, 422); // 3: refused ones count
+    assert_eq!(revoke_session(&sim, "sess_nope").await.status, 404); // 4
+    let limited = list_sessions(&sim, "user_id=u").await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.codes(), ["too_many_requests"]);
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(revoke_session(&sim, &id).await.status, 429);
+    assert_eq!(
+        sim.session(&id).unwrap().status,
+        clerk_sim::SessionStatus::Active,
+        "a limited revoke ends nothing"
+    );
+    assert_eq!(
+        create_raw(&sim, "{}").await.status,
+        429,
+        "one window for all calls"
+    );
+
+    sim.advance_clock(Duration::from_secs(10));
+    assert_eq!(revoke_session(&sim, &id).await.status, 200);
+    let stats = sim.stats();
+    assert_eq!(
+        (
+            stats.list_sessions.count(429),
+            stats.revoke_session.count(429)
+        ),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn injected_faults_hit_the_session_routes_and_change_nothing() {
+    let sim = sim().await;
+    let (_, id) = open_session(&sim, json!({"user_id": "u", "actor": {"sub": "a"}})).await;
+
+    sim.set_faults(Faults {
+        server_error_share: 1.0,
+        ..Faults::default()
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let a = list_sessions(&sim, "user_id=u").await;
+        let b = revoke_session(&sim, &id).await;
+        for x in [&a, &b] {
+            assert!([500, 502, 503].contains(&x.status), "{}", x.status);
+            assert_eq!(x.codes().len(), 1);
+            seen.insert(x.status);
+        }
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        sim.session(&id).unwrap().status,
+        clerk_sim::SessionStatus::Active
+    );
+
+    sim.set_faults(Faults {
+        too_many_requests_share: 1.0,
+        retry_after_seconds: 4,
+        ..Faults::default()
+    });
+    for a in [
+        list_sessions(&sim, "user_id=u").await,
+        revoke_session(&sim, &id).await,
+    ] {
+        assert_eq!(a.status, 429);
+        assert_eq!(a.headers["retry-after"], "4");
+    }
+    assert_eq!(
+        sim.session(&id).unwrap().status,
+        clerk_sim::SessionStatus::Active
+    );
+
+    // Auth comes before every other fault.
+    sim.set_faults(Faults {
+        server_error_share: 1.0,
+        ..Faults::default()
+    });
+    let a = answer(
+        client()
+            .get(format!("{}/sessions?user_id=u", sim.api_url()))
+            .bearer_auth("sk_test_wrong")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+
+    sim.set_faults(Faults {
+        latency: Some(Latency::fixed(Duration::from_millis(300))),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    assert_eq!(list_sessions(&sim, "user_id=u").await.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(revoke_session(&sim, &id).await.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    let stats = sim.stats();
+    // The refused key is counted too, as for the other operations.
+    assert_eq!(stats.list_sessions.total, 23);
+    assert_eq!(stats.revoke_session.total, 22);
+}
+
+#[tokio::test]
 async fn clerk_rate_limits_are_100_per_10s_for_test_keys() {
     let sim = sim_with(Faults::default().with_clerk_rate_limits()).await;
     let c = client();

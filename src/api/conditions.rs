@@ -6,6 +6,7 @@
 //! | Waiting   | False, why       | True        | –       | –              |
 //! | Issued    | True             | –           | –       | –              |
 //! | Failed    | False, why       | –           | True    | –              |
+//! | Denied    | False, `Denied`  | –           | True    | –              |
 //! | Expired   | –                | –           | –       | `Expired=True` |
 //! | Revoked   | –                | –           | –       | `Revoked=True` |
 //!
@@ -24,6 +25,8 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const EXPIRED: &str = "Expired";
 pub const REVOKED: &str = "Revoked";
+/// The reason a denied request shows.
+pub const DENIED_REASON: &str = "Denied";
 
 /// Every condition type the operator manages on a request; others are left alone.
 const MANAGED: [&str; 5] = [READY, RECONCILING, STALLED, EXPIRED, REVOKED];
@@ -37,6 +40,8 @@ pub enum Standing<'a> {
     Issued { message: &'a str },
     /// Won't get there without a new request (Clerk refused, the Secret name is taken...).
     Failed { reason: &'a str, message: &'a str },
+    /// An approver said no: final, like a failure, with the approver's words.
+    Denied { message: &'a str },
     /// Done: the link's time ran out.
     Expired { message: &'a str },
     /// Done: the token was revoked before its time (e.g. its Secret was deleted).
@@ -55,6 +60,10 @@ impl Standing<'_> {
             Standing::Failed { reason, message } => vec![
                 (READY, false, reason, message),
                 (STALLED, true, reason, message),
+            ],
+            Standing::Denied { message } => vec![
+                (READY, false, DENIED_REASON, message),
+                (STALLED, true, DENIED_REASON, message),
             ],
             Standing::Expired { message } => vec![(EXPIRED, true, "Expired", message)],
             Standing::Revoked { reason, message } => vec![(REVOKED, true, reason, message)],

@@ -49,11 +49,41 @@ pub const PROVENANCE_KEY: &str = "actortokens.dev";
 
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         with_unobserved_status(ActorTokenRequest::crd()),
         ClerkInstance::crd(),
         ClusterClerkInstance::crd(),
     ]
+    .into_iter()
+    .map(with_known_formats)
+    .collect()
+}
+
+/// Kubernetes knows the integer formats `int32` and `int64` only, and warns about others at
+/// every `kubectl apply` (`unrecognized format "uint32"`). schemars names unsigned Rust
+/// integers `uint8` … `uint64` (with `minimum: 0`, which stays): each becomes the signed
+/// format that holds all its values.
+fn with_known_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn visit(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let known = match map.get("format").and_then(|f| f.as_str()) {
+                    Some("uint8" | "uint16") => Some("int32"),
+                    Some("uint32" | "uint64" | "uint") => Some("int64"),
+                    _ => None,
+                };
+                if let Some(known) = known {
+                    map.insert("format".into(), known.into());
+                }
+                map.values_mut().for_each(visit);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(visit),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serialises");
+    visit(&mut value);
+    serde_json::from_value(value).expect("a CRD with other formats is still a CRD")
 }
 
 /// A request the operator hasn't seen yet reads back with `status.observedGeneration: 0`

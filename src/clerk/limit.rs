@@ -1,9 +1,9 @@
 //! The client-side rate limiter: keeps the operator's own load under Clerk's per-key limit.
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::secret::KeyEnvironment;
@@ -74,53 +74,54 @@ impl RateLimit {
     }
 }
 
-/// One limiter for one secret key, shared by every client that uses that key. Its limit can
-/// be changed in place, so that clients already handed out follow the change.
-#[derive(Debug)]
-pub(crate) struct KeyLimiter {
-    current: Mutex<(RateLimit, Arc<DefaultDirectRateLimiter>)>,
+impl std::fmt::Display for RateLimit {
+    /// `1 per 24h`, `100 per 10s`, `7 per 3ms`: how people write a rate.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} per ", self.requests)?;
+        let period = self.period;
+        if period.subsec_nanos() != 0 {
+            return write!(f, "{}ms", period.as_millis());
+        }
+        let seconds = period.as_secs();
+        let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 || seconds == 0 {
+            write!(f, "{s}s")?;
+        }
+        Ok(())
+    }
 }
 
-impl KeyLimiter {
+/// Enforces one [`RateLimit`]: an instance's own, or Clerk's for a key (shared by every
+/// instance using the key). Its limit never changes; a changed limit is a new limiter.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limit: RateLimit,
+    cells: DefaultDirectRateLimiter,
+}
+
+impl Limiter {
     pub(crate) fn new(limit: RateLimit) -> Result<Self, RateLimitError> {
-        let limiter = Arc::new(RateLimiter::direct(limit.quota()?));
         Ok(Self {
-            current: Mutex::new((limit, limiter)),
+            limit,
+            cells: RateLimiter::direct(limit.quota()?),
         })
     }
 
     pub(crate) fn limit(&self) -> RateLimit {
-        self.lock().0
+        self.limit
     }
 
-    /// Replaces the limit if it differs from the current one; returns whether it did.
-    pub(crate) fn set_limit(&self, limit: RateLimit) -> Result<bool, RateLimitError> {
-        let mut current = self.lock();
-        if current.0 == limit {
-            return Ok(false);
-        }
-        let limiter = Arc::new(RateLimiter::direct(limit.quota()?));
-        *current = (limit, limiter);
-        Ok(true)
-    }
-
-    /// Waits until one more request may be sent; returns how long it waited (zero when
-    /// the request could go at once).
-    pub(crate) async fn until_ready(&self) -> Duration {
-        let limiter = Arc::clone(&self.lock().1);
-        if limiter.check().is_ok() {
-            return Duration::ZERO;
-        }
-        let started = std::time::Instant::now();
-        limiter.until_ready().await;
-        started.elapsed()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (RateLimit, Arc<DefaultDirectRateLimiter>)> {
-        // The guarded data is replaced whole, so a poisoned lock still holds a valid value.
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Takes a cell for one request now, or says how long until one is free.
+    pub(crate) fn try_take(&self) -> Result<(), Duration> {
+        self.cells
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
 
@@ -300,21 +301,23 @@ mod tests {
     }
 
     #[test]
-    fn key_limiter_swaps_its_limit_in_place() {
-        let dev = RateLimit::clerk_default(KeyEnvironment::Development);
-        let prod = RateLimit::clerk_default(KeyEnvironment::Production);
-        let limiter = KeyLimiter::new(dev).unwrap();
-        assert!(!limiter.set_limit(dev).unwrap());
-        assert!(limiter.set_limit(prod).unwrap());
-        assert_eq!(limiter.limit(), prod);
-        assert!(
-            limiter
-                .set_limit(RateLimit {
-                    requests: 0,
-                    period: Duration::from_secs(1)
-                })
-                .is_err()
-        );
-        assert_eq!(limiter.limit(), prod);
+    fn a_limiter_says_how_long_until_the_next_cell() {
+        let limiter = Limiter::new(RateLimit {
+            requests: 1,
+            period: Duration::from_secs(86400),
+        })
+        .unwrap();
+        assert_eq!(limiter.try_take(), Ok(()));
+        let wait = limiter.try_take().unwrap_err();
+        assert!(wait > Duration::from_secs(86000), "{wait:?}");
+    }
+
+    #[test]
+    fn rates_read_as_people_write_them() {
+        let rate = |requests, period| RateLimit { requests, period }.to_string();
+        assert_eq!(rate(1, Duration::from_secs(86400)), "1 per 24h");
+        assert_eq!(rate(100, Duration::from_secs(10)), "100 per 10s");
+        assert_eq!(rate(5, Duration::from_secs(5400)), "5 per 1h30m");
+        assert_eq!(rate(7, Duration::from_millis(3)), "7 per 3ms");
     }
 }

@@ -6,15 +6,34 @@ use std::time::Duration;
 /// Which Backend API call, as a short metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
+    /// `POST /v1/actor_tokens`
     Create,
+    /// `POST /v1/actor_tokens/{id}/revoke`
     Revoke,
+    /// `GET /v1/sessions` (one page)
+    ListSessions,
+    /// `POST /v1/sessions/{id}/revoke`
+    RevokeSession,
 }
 
 impl CallKind {
+    /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
             CallKind::Create => "create",
             CallKind::Revoke => "revoke",
+            CallKind::ListSessions => "list_sessions",
+            CallKind::RevokeSession => "revoke_session",
+        }
+    }
+
+    /// The operation's name in logs: Clerk's operation ID, in snake case.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallKind::Create => "create_actor_token",
+            CallKind::Revoke => "revoke_actor_token",
+            CallKind::ListSessions => "list_sessions",
+            CallKind::RevokeSession => "revoke_session",
         }
     }
 }

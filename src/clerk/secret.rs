@@ -83,6 +83,23 @@ impl fmt::Debug for KeyFingerprint {
     }
 }
 
+impl std::str::FromStr for KeyFingerprint {
+    type Err = String;
+
+    /// Reads the 16 hex digits [`fmt::Display`] writes.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("{text:?} is not a key fingerprint (16 hex digits)");
+        if text.len() != 16 || !text.is_ascii() {
+            return Err(invalid());
+        }
+        let mut bytes = [0u8; 8];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
+        }
+        Ok(KeyFingerprint(bytes))
+    }
+}
+
 /// A well-formed Clerk secret key (`sk_test_…` or `sk_live_…`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey {
@@ -233,6 +250,9 @@ mod tests {
         assert_eq!(shown.len(), 16);
         assert!(shown.bytes().all(|c| c.is_ascii_hexdigit()));
         assert!(!KEY.contains(&shown));
+        assert_eq!(shown.parse::<KeyFingerprint>(), Ok(a.fingerprint()));
+        assert!("not hex at all!!".parse::<KeyFingerprint>().is_err());
+        assert!("abc".parse::<KeyFingerprint>().is_err());
     }
 
     #[test]

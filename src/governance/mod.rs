@@ -10,5 +10,6 @@ pub mod audit;
 pub mod cleanup;
 pub mod gate;
 pub mod judge;
+pub mod provenance;
 pub mod reason;
 pub mod selector;

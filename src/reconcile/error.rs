@@ -13,6 +13,10 @@ pub enum Error {
     #[error("{0}")]
     InstanceNotReady(String),
 
+    /// The instance's `apiUrl` is not one the operator may send a key to.
+    #[error("{0}")]
+    ApiUrlNotAllowed(String),
+
     #[error(transparent)]
     Clerk(#[from] ClerkError),
 
@@ -27,6 +31,7 @@ impl Error {
         match self {
             Error::Kube(_) | Error::Secret { .. } => "KubernetesError",
             Error::InstanceNotReady(_) => "InstanceNotReady",
+            Error::ApiUrlNotAllowed(_) => "ApiUrlNotAllowed",
             Error::Clerk(e) => e.reason(),
         }
     }

@@ -3,22 +3,40 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::LabelSelector};
 use kube::{Api, Client};
 
 use super::{Error, decide::Limits};
 use crate::{
     api::{
         ActorTokenRequest, ClerkInstance, ClerkInstanceSpec, ClusterClerkInstance, InstanceKind,
-        InstanceRef,
+        InstancePolicy, InstanceRef,
     },
     clerk::{ClerkClient, ClientPool, RateLimit, SecretKey},
+    governance::{api_url::ApiUrlPolicy, gate::InstanceView},
 };
 
 #[derive(Clone)]
 pub struct Resolved {
     pub client: ClerkClient,
     pub limits: Limits,
+    /// How people name the instance: `ClusterClerkInstance default`.
+    pub described: String,
+    /// Who may impersonate whom through it.
+    pub policy: InstancePolicy,
+    /// A ClusterClerkInstance's `namespaceSelector`.
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+impl Resolved {
+    /// What the governance gate reads of the instance.
+    pub fn view(&self) -> InstanceView<'_> {
+        InstanceView {
+            described: &self.described,
+            policy: &self.policy,
+            namespace_selector: self.namespace_selector.as_ref(),
+        }
+    }
 }
 
 /// Where an instance lives, as a map key.
@@ -34,6 +52,8 @@ pub struct Instances {
     pool: ClientPool,
     /// The namespace of ClusterClerkInstances' key Secrets: the operator's own.
     cluster_secret_namespace: String,
+    /// Where a key may be sent.
+    api_urls: ApiUrlPolicy,
     /// The last client that worked for each instance, so that a token can still be revoked
     /// after its instance or key Secret is gone (a namespace being deleted removes Secrets
     /// before the requests' finalizers have run).
@@ -41,11 +61,17 @@ pub struct Instances {
 }
 
 impl Instances {
-    pub fn new(client: Client, pool: ClientPool, cluster_secret_namespace: String) -> Self {
+    pub fn new(
+        client: Client,
+        pool: ClientPool,
+        cluster_secret_namespace: String,
+        api_urls: ApiUrlPolicy,
+    ) -> Self {
         Self {
             client,
             pool,
             cluster_secret_namespace,
+            api_urls,
             last_known: Mutex::default(),
         }
     }
@@ -54,7 +80,11 @@ impl Instances {
     pub async fn resolve(&self, request: &ActorTokenRequest) -> Result<Resolved, Error> {
         let namespace = request.metadata.namespace.clone().unwrap_or_default();
         let id = instance_id(&request.spec.instance_ref, &namespace);
-        let (spec, secret_namespace) = self.instance_spec(&id).await?;
+        let (spec, namespace_selector, secret_namespace) = self.instance_spec(&id).await?;
+        // Checked before the key is even read: it goes nowhere it may not.
+        self.api_urls
+            .check(&spec.api_url)
+            .map_err(|why| Error::ApiUrlNotAllowed(format!("{}: {why}", describe(&id))))?;
         let key = self.secret_key(&spec, &secret_namespace, &id).await?;
         let rate_limit = match &spec.rate_limit {
             Some(limit) => Some(RateLimit {
@@ -70,12 +100,16 @@ impl Instances {
         };
         let client = self
             .pool
-            .client(&spec.api_url, &key, rate_limit)
+            .client(&describe(&id), &spec.api_url, &key, rate_limit)
             .map_err(|e| Error::InstanceNotReady(format!("{}: {e}", describe(&id))))?;
+        let described = describe(&id);
         self.last_known.lock().unwrap().insert(id, client.clone());
         Ok(Resolved {
             client,
             limits: limits(&spec),
+            described,
+            policy: spec.policy,
+            namespace_selector,
         })
     }
 
@@ -96,7 +130,11 @@ impl Instances {
         }
     }
 
-    async fn instance_spec(&self, id: &InstanceId) -> Result<(ClerkInstanceSpec, String), Error> {
+    /// The instance's spec, a ClusterClerkInstance's namespaceSelector, and where its key is.
+    async fn instance_spec(
+        &self,
+        id: &InstanceId,
+    ) -> Result<(ClerkInstanceSpec, Option<LabelSelector>, String), Error> {
         let not_found = || Error::InstanceNotReady(format!("{} does not exist", describe(id)));
         match (&id.kind, &id.namespace) {
             (InstanceKind::ClerkInstance, Some(ns)) => {
@@ -104,7 +142,7 @@ impl Instances {
                     .get_opt(&id.name)
                     .await?
                     .ok_or_else(not_found)?;
-                Ok((instance.spec, ns.clone()))
+                Ok((instance.spec, None, ns.clone()))
             }
             _ => {
                 let instance = Api::<ClusterClerkInstance>::all(self.client.clone())
@@ -113,6 +151,7 @@ impl Instances {
                     .ok_or_else(not_found)?;
                 Ok((
                     instance.spec.instance,
+                    instance.spec.namespace_selector,
                     self.cluster_secret_namespace.clone(),
                 ))
             }

@@ -18,6 +18,7 @@ use crate::api::{
     ClerkInstance, ClerkInstanceSpec, ClerkInstanceStatus, ClusterClerkInstance, MANAGER,
     conditions,
 };
+use crate::governance::api_url::ApiUrlPolicy;
 
 const RECHECK: Duration = Duration::from_secs(300);
 
@@ -72,6 +73,8 @@ impl InstanceObject for ClusterClerkInstance {
 pub struct InstanceContext {
     pub client: Client,
     pub cluster_instance_namespace: String,
+    /// Where a key may be sent.
+    pub api_urls: ApiUrlPolicy,
 }
 
 pub async fn reconcile<K: InstanceObject>(
@@ -84,8 +87,10 @@ pub async fn reconcile<K: InstanceObject>(
     let secret = Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
         .get_opt(&reference.name)
         .await?;
+    let url_refused = ctx.api_urls.check(&spec.api_url).err();
     let (ready, reason, message) = match secret.as_ref().map(|s| secret_key_from(s, &reference.key))
     {
+        _ if url_refused.is_some() => (false, "ApiUrlNotAllowed", url_refused.unwrap_or_default()),
         None => (
             false,
             "SecretNotFound",

@@ -24,7 +24,7 @@ use tracing::{Instrument, debug, warn};
 
 use self::{
     apply::{Next, View},
-    decide::{Action, decide},
+    decide::{Step, decide, retry::retry_delay},
     instance::Instances,
 };
 use crate::{api::ActorTokenRequest, metrics::Metrics};
@@ -35,6 +35,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub instances: Instances,
     pub metrics: Arc<Metrics>,
+    /// The operator's own username: it never approves, so a decision by it never counts.
+    pub operator: String,
     /// Consecutive failures per request (by UID), for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -45,12 +47,14 @@ impl Context {
         recorder: Recorder,
         instances: Instances,
         metrics: Arc<Metrics>,
+        operator: String,
     ) -> Self {
         Self {
             client,
             recorder,
             instances,
             metrics,
+            operator,
             failures: Mutex::default(),
         }
     }
@@ -66,6 +70,10 @@ pub async fn reconcile(
 ) -> Result<Requeue, Error> {
     let started = Instant::now();
     let mut current = (*request).clone();
+    let span = tracing::info_span!(
+        "reconcile",
+        request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any())
+    );
     let result = async {
         // The first view comes from the watch cache; every later one from the API server
         // itself (our own write's answer, or a read after a conflict).
@@ -73,11 +81,11 @@ pub async fn reconcile(
         for _ in 0..MAX_STEPS {
             let secret = observe_secret(&current, &ctx).await?;
             let state = secret::secret_state(&current, secret.as_ref());
-            let action = decide(&current, &state, Timestamp::now());
-            if !matches!(action, Action::Wait { .. }) {
-                debug!(?action, "acting");
+            let step = decide(&current, &state, Timestamp::now());
+            if !matches!(step, Step::Wait { .. }) {
+                debug!(?step, "acting");
             }
-            match apply::apply(action, &current, view, secret.as_ref(), &ctx).await? {
+            match apply::apply(step, &current, view, secret.as_ref(), &ctx).await? {
                 Next::Done(requeue) => return Ok(requeue),
                 Next::Again(updated) => {
                     current = *updated;
@@ -88,11 +96,16 @@ pub async fn reconcile(
         warn!("request kept changing under the operator; backing off");
         Ok(Requeue::requeue(Duration::from_secs(5)))
     }
-    .instrument(tracing::info_span!(
-        "reconcile",
-        request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any())
-    ))
+    .instrument(span.clone())
     .await;
+    // The version this reconcile started from: whatever was written before it, it saw.
+    span.in_scope(|| {
+        debug!(
+            resource_version = request.resource_version().unwrap_or_default(),
+            ok = result.is_ok(),
+            "reconciled"
+        )
+    });
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_ok());
     if result.is_ok() {
@@ -123,9 +136,7 @@ async fn observe_secret(
     Ok(secrets.get_opt(&request.secret_name()).await?)
 }
 
-/// Retry with exponential backoff and jitter, except where Clerk said when (429), or where a
-/// fix by a person is needed first (a refused key: retried slowly). A request being deleted
-/// is retried no later than its token's expiry, when the finalizer may let go.
+/// When to look again after a failed reconcile: `decide::retry` says how long.
 pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let attempt = {
         let mut failures = ctx.failures.lock().unwrap();
@@ -141,44 +152,19 @@ pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Con
             reason: error.reason().into(),
         })
         .inc();
-    let mut delay = match error {
-        Error::Clerk(e) if e.retry_after().is_some() => e.retry_after().unwrap_or_default(),
-        Error::Clerk(crate::clerk::ClerkError::Unauthorized { .. }) => Duration::from_secs(300),
-        _ => backoff(attempt, rand::random::<f64>()),
-    };
-    if request.metadata.deletion_timestamp.is_some()
-        && let Some(expires_at) = request.status.as_ref().and_then(|s| s.expires_at.as_ref())
-    {
-        let left =
-            Duration::try_from(expires_at.0.duration_since(Timestamp::now())).unwrap_or_default();
-        delay = delay.min(left.max(Duration::from_secs(1)));
-    }
+    // A request being deleted may be let go once its token is dead: look again by then.
+    let left_before_expiry = request
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and(request.status.as_ref().and_then(|s| s.expires_at.as_ref()))
+        .map(|expires_at| {
+            Duration::try_from(expires_at.0.duration_since(Timestamp::now())).unwrap_or_default()
+        });
+    let delay = retry_delay(error, attempt, rand::random::<f64>(), left_before_expiry);
     warn!(
         request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any()),
         error = %error, reason = error.reason(), attempt, retry_in = ?delay, "reconcile failed"
     );
     Requeue::requeue(delay)
-}
-
-/// Exponential from 1s, capped at 5 minutes, with "equal jitter" (half fixed, half random) so
-/// that many requests failing together don't retry together.
-pub fn backoff(attempt: u32, random: f64) -> Duration {
-    let exp = Duration::from_secs(1)
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
-    let capped = exp.min(Duration::from_secs(300));
-    capped.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
-        assert_eq!(backoff(1, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff(1, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(4, 1.0), Duration::from_secs(8));
-        assert_eq!(backoff(30, 1.0), Duration::from_secs(300));
-        assert_eq!(backoff(30, 0.0), Duration::from_secs(150));
-    }
 }

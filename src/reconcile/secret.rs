@@ -27,7 +27,10 @@ pub struct Delivery<'a> {
 }
 
 /// The Secret for `request`, owned by it (a controller ownerReference), so that Kubernetes
-/// deletes it with the request even if the operator is gone.
+/// deletes it with the request even if the operator is gone. Without `blockOwnerDeletion`:
+/// the finalizer already holds the request until the Secret is dealt with, and setting it
+/// would need `update` on `actortokenrequests/finalizers` where
+/// OwnerReferencesPermissionEnforcement is on.
 pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secret {
     let mut labels = request.spec.secret_labels.clone();
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
@@ -54,7 +57,12 @@ pub fn secret_for(request: &ActorTokenRequest, delivery: &Delivery<'_>) -> Secre
             labels: Some(labels),
             annotations: (!request.spec.secret_annotations.is_empty())
                 .then(|| request.spec.secret_annotations.clone()),
-            owner_references: request.controller_owner_ref(&()).map(|owner| vec![owner]),
+            owner_references: request.controller_owner_ref(&()).map(|owner| {
+                vec![OwnerReference {
+                    block_owner_deletion: None,
+                    ..owner
+                }]
+            }),
             ..Default::default()
         },
         type_: Some(SECRET_TYPE.into()),
@@ -153,6 +161,10 @@ mod tests {
         assert_eq!(
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("ActorTokenRequest", "uid-1", Some(true))
+        );
+        assert_eq!(
+            owner.block_owner_deletion, None,
+            "needs no finalizers update"
         );
     }
 

@@ -16,6 +16,8 @@ use kube::{
     },
 };
 
+use anyhow::Context as _;
+
 use super::{Settings, Shutdown, server::Health};
 use crate::{
     api::{
@@ -23,6 +25,7 @@ use crate::{
         MANAGED_BY_LABEL, MANAGER,
     },
     clerk::{ClientOptions, ClientPool},
+    governance::access,
     metrics::Metrics,
     reconcile::{
         self, Context,
@@ -50,6 +53,11 @@ pub async fn run(
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    // Who the operator is to the API server: approvals by this user never count.
+    let operator = access::own_username(&client)
+        .await
+        .context("asking the API server who the operator is (SelfSubjectReview)")?;
+    tracing::info!(%operator, "authenticated");
     let ctx = Arc::new(Context::new(
         client.clone(),
         Recorder::new(client.clone(), reporter),
@@ -57,12 +65,15 @@ pub async fn run(
             client.clone(),
             pool,
             settings.cluster_instance_namespace.clone(),
+            settings.api_urls.clone(),
         ),
         metrics.clone(),
+        operator,
     ));
     let instance_ctx = Arc::new(InstanceContext {
         client: client.clone(),
         cluster_instance_namespace: settings.cluster_instance_namespace.clone(),
+        api_urls: settings.api_urls.clone(),
     });
 
     // One request controller per namespace served (or one for all), each also watching the

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 /// How big and how hostile a run is.
 #[derive(Clone, Debug)]

@@ -10,8 +10,8 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{
-    Api, Client,
-    api::{ListParams, PostParams},
+    Api, Client, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 
@@ -145,8 +145,27 @@ impl Env {
             (count().await >= expected).then_some(())
         })
         .await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.settle_all().await;
         assert_eq!(count().await, expected, "{reason} events");
+    }
+
+    /// Returns once the test's operator has reconciled request `name` as it is now: a no-op
+    /// change to it, then a reconcile that started from it (or later). Whatever the operator
+    /// would do about the request's present state, it has done. For a check that something
+    /// does *not* happen, in place of waiting a while.
+    pub async fn settle(&self, name: &str) {
+        let operator = self.operator.as_ref().expect("operator running");
+        settle(&self.requests, &[operator], name).await
+    }
+
+    /// [`Env::settle`] for every request in the namespace.
+    pub async fn settle_all(&self) {
+        let list = self.requests.list(&ListParams::default()).await.unwrap();
+        for request in list.items {
+            if request.metadata.deletion_timestamp.is_none() {
+                self.settle(&request.name_any()).await;
+            }
+        }
     }
 
     pub async fn wait_gone(&self, name: &str) {
@@ -212,6 +231,35 @@ impl Env {
             !output.contains(KEY) && !events.contains(KEY),
             "the secret key leaked"
         );
+    }
+}
+
+/// Returns once each of `operators` has reconciled request `name` as it is now (see
+/// [`Env::settle`]).
+pub async fn settle(requests: &Api<ActorTokenRequest>, operators: &[&Operator], name: &str) {
+    let nudge = json!({ "metadata": { "annotations": {
+        "test.actortokens.dev/nudge": format!("{:08x}", rand::random::<u32>())
+    } } });
+    let nudged = requests
+        .patch(name, &PatchParams::default(), &Patch::Merge(&nudge))
+        .await
+        .unwrap_or_else(|e| panic!("nudge {name}: {e}"));
+    let version: u64 = nudged
+        .resource_version()
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric resourceVersion");
+    let namespace = nudged.namespace().unwrap_or_default();
+    for operator in operators {
+        eventually(
+            WAIT,
+            &format!("a reconcile of {name} from version {version} on"),
+            || async {
+                operator
+                    .reconciled_since(&namespace, name, version)
+                    .then_some(())
+            },
+        )
+        .await;
     }
 }
 

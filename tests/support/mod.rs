@@ -348,6 +348,40 @@ impl Operator {
         Some((status, answer.text().await.ok()?))
     }
 
+    /// Waits until it answers /readyz with 200: its caches hold what the API server listed,
+    /// so it acts on every change from now on.
+    pub async fn wait_ready(&self) {
+        eventually(
+            Duration::from_secs(60),
+            "the operator to be ready",
+            || async {
+                let (status, _) = self.get("/readyz").await?;
+                (status == 200).then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Whether it finished a reconcile of `namespace/name` that started from resourceVersion
+    /// `version` or later, i.e. that saw every write up to `version` (from its "reconciled"
+    /// debug line).
+    pub fn reconciled_since(&self, namespace: &str, name: &str, version: u64) -> bool {
+        let request = format!("request={namespace}/{name}");
+        self.output()
+            .lines()
+            .filter(|l| l.contains(&request) && l.contains(" reconciled "))
+            .filter_map(|l| {
+                let at = l.find("resource_version=")? + "resource_version=".len();
+                let digits: String = l[at..]
+                    .trim_start_matches('"')
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse::<u64>().ok()
+            })
+            .any(|seen| seen >= version)
+    }
+
     /// The value of one series from /metrics (see [`series_value`]); `None` until it
     /// serves, or if the series is absent.
     pub async fn metric(&self, series: &str) -> Option<f64> {

@@ -58,8 +58,9 @@ What the operator does to namespaced objects, wherever it serves requests: all n
 that needs it.
 */}}
 {{- define "actor-token-operator.namespacedRules" -}}
-# Watch requests (runtime/controllers.rs), read one afresh after a conflict, and add and
-# remove the finalizer with a merge patch (reconcile/apply.rs). The spec is never written.
+# Watch requests (runtime/controllers.rs), read one afresh before minting and after a
+# conflict, and add and remove the finalizer with a merge patch (reconcile/apply/mod.rs,
+# status.rs). The spec is never written.
 - apiGroups: ["actortokens.dev"]
   resources: ["actortokenrequests"]
   verbs: ["get", "list", "watch", "patch"]
@@ -69,14 +70,10 @@ that needs it.
 - apiGroups: ["actortokens.dev"]
   resources: ["actortokenrequests"]
   verbs: ["issue"]
-# The status is replaced at the resourceVersion the decision was made on (PUT).
+# The status is replaced at the resourceVersion the decision was made on (PUT,
+# reconcile/apply/status.rs).
 - apiGroups: ["actortokens.dev"]
   resources: ["actortokenrequests/status"]
-  verbs: ["update"]
-# Setting an ownerReference to a request on the Secrets (the Secret is deleted with its
-# request). Needed where OwnerReferencesPermissionEnforcement is on (e.g. OpenShift).
-- apiGroups: ["actortokens.dev"]
-  resources: ["actortokenrequests/finalizers"]
   verbs: ["update"]
 # Watch instances and resolve a request's instance (reconcile/instance.rs), and report each
 # instance's Ready condition with a server-side apply patch (reconcile/instance_status.rs).
@@ -86,14 +83,16 @@ that needs it.
 - apiGroups: ["actortokens.dev"]
   resources: ["clerkinstances/status"]
   verbs: ["patch"]
-# The link Secrets: created, replaced, deleted (reconcile/apply.rs) and watched. The watch is
-# filtered by the label app.kubernetes.io/managed-by=actor-token-operator in the code, but RBAC
-# can't express a label selector: this grants get/list/watch of every Secret in scope, which
-# also covers reading ClerkInstances' key Secrets.
+# The link Secrets: created and deleted, never updated (reconcile/apply/secrets.rs), and
+# watched. The watch is filtered by the label app.kubernetes.io/managed-by=actor-token-operator
+# in the code, but RBAC can't express a label selector: this grants get/list/watch of every
+# Secret in scope, which also covers reading ClerkInstances' key Secrets. The Secrets' owner
+# references set no blockOwnerDeletion, so no update on actortokenrequests/finalizers.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "update", "delete"]
-# Events about requests (Issued, Expired, SecretDeleted, ...) in the request's namespace.
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Events about requests (Issued, Expired, SecretDeleted, ...) in the request's namespace;
+# kube's event recorder patches an event that repeats.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -1,6 +1,8 @@
 //! Helpers shared by the simulator's tests.
 #![allow(dead_code)]
 
+pub mod spec;
+
 use clerk_sim::{Faults, SimConfig, Simulator};
 use serde_json::{Value, json};
 
@@ -142,4 +144,49 @@ pub async fn sim_post(sim: &Simulator, path: &str, body: Option<Value>) -> Answe
             .body(body.to_string());
     }
     answer(request.send().await.expect("answered")).await
+}
+
+/// Creates a token with this body and accepts it (a user opening its link); returns the
+/// token's ID and the session's ID.
+pub async fn open_session(sim: &Simulator, body: Value) -> (String, String) {
+    let a = create(sim, body).await;
+    assert_eq!(a.status, 200, "create: {}", a.body);
+    let token_id = a.body["id"].as_str().unwrap().to_owned();
+    let session = sim.accept(&token_id).expect("accept");
+    (token_id, session.id)
+}
+
+/// GET /v1/sessions?{query} with the test key.
+pub async fn list_sessions(sim: &Simulator, query: &str) -> Answer {
+    let response = client()
+        .get(format!("{}/sessions?{query}", sim.api_url()))
+        .bearer_auth(KEY)
+        .header("Clerk-API-Version", "2026-05-12")
+        .send()
+        .await
+        .expect("list answered");
+    answer(response).await
+}
+
+/// The IDs in a GetSessionList answer, bare or `paginated`, in the order given.
+pub fn session_ids(body: &Value) -> Vec<String> {
+    let items = match body {
+        Value::Array(items) => items,
+        other => other["data"].as_array().expect("an array or {data: [...]}"),
+    };
+    items
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// POST /v1/sessions/{id}/revoke with no body (as the Python SDK sends it).
+pub async fn revoke_session(sim: &Simulator, id: &str) -> Answer {
+    let response = client()
+        .post(format!("{}/sessions/{id}/revoke", sim.api_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("revoke session answered");
+    answer(response).await
 }

@@ -1,19 +1,22 @@
 //! What should happen to a request now? Pure: from the request as last seen, what was observed
-//! of its Secret, and the time, to one next step. No I/O and no clock reads, so every case that
-//! could cost a user a token (two tokens for one request, a revoke skipped, a Secret
+//! of its Secret, and the time, to one next [`Step`]. No I/O and no clock reads, so every case
+//! that could cost a user a token (two tokens for one request, a revoke skipped, a Secret
 //! clobbered) is a unit test of a few lines.
+//!
+//! Beside `decide`, the decisions taken halfway through a step, once an answer is in: how the
+//! issue sequence goes on after Clerk's answer and the Secret's write (`issue`), what a
+//! revoke's answer proves and when to stop trying (`revoke`), what Clerk may be asked for
+//! (`plan`), and when to try again after an error (`retry`).
 
-use std::time::Duration;
+pub mod issue;
+pub mod plan;
+pub mod retry;
+pub mod revoke;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::{
-    api::{
-        ActorTokenRequest, ActorTokenRequestSpec, FINALIZER, InstanceKind, Phase,
-        duration::humanize,
-    },
-    clerk::NewActorToken,
-};
+pub use self::plan::{Limits, plan_token};
+use crate::api::{ActorTokenRequest, FINALIZER, InstanceKind, Phase};
 
 /// What the operator found of the Secret a request names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +42,7 @@ pub struct DeliveredToken {
 
 /// The next step for a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Step {
     /// Nothing to do; look again at `until` (the link's expiry) if given. A settled request
     /// costs no call and no write.
     Wait { until: Option<Timestamp> },
@@ -87,7 +90,7 @@ pub struct TokenToRevoke {
     pub expires_at: Option<Timestamp>,
 }
 
-pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp) -> Action {
+pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp) -> Step {
     let status = request.status.clone().unwrap_or_default();
     let phase = status.phase.unwrap_or(Phase::Pending);
     let expires_at = status.expires_at.as_ref().map(|t| t.0);
@@ -102,10 +105,10 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
 
     if request.metadata.deletion_timestamp.is_some() {
         if !has_finalizer(request) {
-            return Action::Wait { until: None };
+            return Step::Wait { until: None };
         }
         if revokes_pending {
-            return Action::RevokePending;
+            return Step::RevokePending;
         }
         // Revoked, expired or failed requests have no live token. A pending or issued one
         // may, even past its expiry by our clock: revoking answers for sure, and if Clerk
@@ -123,27 +126,27 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
             }),
             (None, None) => None,
         };
-        return Action::Finalize {
+        return Step::Finalize {
             revoke: recorded.filter(|_| may_be_live),
             delete_secret: ours,
         };
     }
     if !has_finalizer(request) {
-        return Action::AddFinalizer;
+        return Step::AddFinalizer;
     }
     if revokes_pending {
-        return Action::RevokePending;
+        return Step::RevokePending;
     }
     match phase {
         Phase::Expired | Phase::Revoked | Phase::Failed | Phase::Denied => {
-            Action::Wait { until: None }
+            Step::Wait { until: None }
         }
-        Phase::Issued if expired => Action::Expire {
+        Phase::Issued if expired => Step::Expire {
             token_id: status.token_id,
             delete_secret: ours,
         },
-        Phase::Issued if ours => Action::Wait { until: expires_at },
-        Phase::Issued => Action::RevokeForDeletedSecret {
+        Phase::Issued if ours => Step::Wait { until: expires_at },
+        Phase::Issued => Step::RevokeForDeletedSecret {
             token: status.token_id.map(|token_id| TokenToRevoke {
                 token_id,
                 expires_at,
@@ -155,22 +158,22 @@ pub fn decide(request: &ActorTokenRequest, secret: &SecretState, now: Timestamp)
             (Some(recorded), Some(delivered)) if recorded == delivered.token_id => {
                 settle_delivered(delivered.clone(), now)
             }
-            (Some(recorded), _) => Action::RevokeUndelivered { token_id: recorded },
-            (None, None) if matches!(secret, SecretState::Foreign) => Action::FailSecretConflict,
-            (None, None) => Action::Issue,
+            (Some(recorded), _) => Step::RevokeUndelivered { token_id: recorded },
+            (None, None) if matches!(secret, SecretState::Foreign) => Step::FailSecretConflict,
+            (None, None) => Step::Issue,
         },
     }
 }
 
 /// A delivered token not yet marked issued: mark it, or if its time is already up, expire it.
-fn settle_delivered(delivered: DeliveredToken, now: Timestamp) -> Action {
+fn settle_delivered(delivered: DeliveredToken, now: Timestamp) -> Step {
     if delivered.expires_at.is_some_and(|at| now >= at) {
-        Action::Expire {
+        Step::Expire {
             token_id: Some(delivered.token_id),
             delete_secret: true,
         }
     } else {
-        Action::MarkIssued(delivered)
+        Step::MarkIssued(delivered)
     }
 }
 
@@ -180,17 +183,6 @@ pub fn has_finalizer(request: &ActorTokenRequest) -> bool {
         .finalizers
         .as_ref()
         .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
-}
-
-/// When revoking fails, may the operator stop trying? Only once the token is dead anyway
-/// (past its expiry), or when nothing could ever revoke it (no client for its instance).
-/// Before that, holding on is what keeps a live link accounted for.
-pub fn may_give_up_revoking(
-    expires_at: Option<Timestamp>,
-    now: Timestamp,
-    instance_reachable: bool,
-) -> bool {
-    !instance_reachable || expires_at.is_some_and(|at| now >= at)
 }
 
 /// Does this request wait on the instance `kind`/`namespace`/`name`, so that a change to the
@@ -210,45 +202,6 @@ pub fn waits_on_instance(
         && reference.name == name
         && same_scope
         && request.phase().unwrap_or(Phase::Pending) == Phase::Pending
-}
-
-/// What a request may ask of its instance.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_expires_in: Duration,
-    pub max_session_duration: Duration,
-}
-
-/// The token to ask Clerk for, or why this instance can't serve the request as written.
-pub fn plan_token(spec: &ActorTokenRequestSpec, limits: &Limits) -> Result<NewActorToken, String> {
-    let expires_in = spec
-        .expires_in
-        .to_duration()
-        .map_err(|e| format!("spec.expiresIn: {e}"))?;
-    let session = spec
-        .session_max_duration
-        .to_duration()
-        .map_err(|e| format!("spec.sessionMaxDuration: {e}"))?;
-    if expires_in > limits.max_expires_in {
-        return Err(format!(
-            "spec.expiresIn {} is longer than this instance allows ({})",
-            spec.expires_in,
-            humanize(limits.max_expires_in)
-        ));
-    }
-    if session > limits.max_session_duration {
-        return Err(format!(
-            "spec.sessionMaxDuration {} is longer than this instance allows ({})",
-            spec.session_max_duration,
-            humanize(limits.max_session_duration)
-        ));
-    }
-    Ok(NewActorToken {
-        user_id: spec.user_id.clone(),
-        actor: spec.actor.to_clerk(),
-        expires_in_seconds: expires_in.as_secs(),
-        session_max_duration_in_seconds: session.as_secs(),
-    })
 }
 
 #[cfg(test)]
@@ -318,43 +271,31 @@ mod tests {
     fn a_new_request_gets_the_finalizer_before_anything_else() {
         let mut r = request();
         r.metadata.finalizers = None;
-        assert_eq!(
-            decide(&r, &SecretState::Absent, at(0)),
-            Action::AddFinalizer
-        );
+        assert_eq!(decide(&r, &SecretState::Absent, at(0)), Step::AddFinalizer);
         // Even a foreign Secret waits: the finalizer comes first.
-        assert_eq!(
-            decide(&r, &SecretState::Foreign, at(0)),
-            Action::AddFinalizer
-        );
+        assert_eq!(decide(&r, &SecretState::Foreign, at(0)), Step::AddFinalizer);
     }
 
     #[test]
     fn a_pending_request_without_a_token_is_issued() {
-        assert_eq!(
-            decide(&request(), &SecretState::Absent, at(0)),
-            Action::Issue
-        );
+        assert_eq!(decide(&request(), &SecretState::Absent, at(0)), Step::Issue);
         let mut no_status = request();
         no_status.status = None;
-        assert_eq!(
-            decide(&no_status, &SecretState::Absent, at(0)),
-            Action::Issue
-        );
+        assert_eq!(decide(&no_status, &SecretState::Absent, at(0)), Step::Issue);
     }
 
     #[test]
     fn a_foreign_secret_fails_the_request_before_any_token_is_minted() {
         assert_eq!(
             decide(&request(), &SecretState::Foreign, at(0)),
-            Action::FailSecretConflict
+            Step::FailSecretConflict
         );
     }
 
     #[test]
     fn a_secret_of_ours_holding_no_token_does_not_block_issuing() {
         let empty = SecretState::Ours { delivered: None };
-        assert_eq!(decide(&request(), &empty, at(0)), Action::Issue);
+        assert_eq!(decide(&request(), &empty, at(0)), Step::Issue);
     }
 
     #[test]
@@ -363,12 +304,12 @@ mod tests {
         // operator delivered first: the Secret is the record.
         assert_eq!(
             decide(&request(), &ours("act_1"), at(0)),
-            Action::MarkIssued(delivered("act_1", 600))
+            Step::MarkIssued(delivered("act_1", 600))
         );
         // Its time may have run out meanwhile: expire it instead.
         assert_eq!(
             decide(&request(), &ours("act_1"), at(600)),
-            Action::Expire {
+            Step::Expire {
                 token_id: Some("act_1".into()),
                 delete_secret: true
             }
@@ -380,7 +321,7 @@ mod tests {
         let r = with(Phase::Issued, Some("act_1"), Some(600));
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::Wait {
+            Step::Wait {
                 until: Some(at(600))
             }
         );
@@ -392,7 +333,7 @@ mod tests {
             let r = with(phase, Some("act_1"), Some(-10));
             assert_eq!(
                 decide(&r, &SecretState::Absent, at(0)),
-                Action::Wait { until: None },
+                Step::Wait { until: None },
                 "{phase:?}"
             );
         }
@@ -403,7 +344,7 @@ mod tests {
         let r = with(Phase::Issued, Some("act_1"), Some(0));
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::Expire {
+            Step::Expire {
                 token_id: Some("act_1".into()),
                 delete_secret: true
             }
@@ -411,7 +352,7 @@ mod tests {
         // A Secret someone else put there since is left alone.
         assert_eq!(
             decide(&r, &SecretState::Foreign, at(5)),
-            Action::Expire {
+            Step::Expire {
                 token_id: Some("act_1".into()),
                 delete_secret: false
             }
@@ -423,14 +364,14 @@ mod tests {
         let r = with(Phase::Issued, Some("act_1"), Some(600));
         assert_eq!(
             decide(&r, &SecretState::Absent, at(0)),
-            Action::RevokeForDeletedSecret {
+            Step::RevokeForDeletedSecret {
                 token: revoking("act_1", 600)
             }
         );
         // Replaced by someone else's Secret: ours is gone just the same.
         assert_eq!(
             decide(&r, &SecretState::Foreign, at(0)),
-            Action::RevokeForDeletedSecret {
+            Step::RevokeForDeletedSecret {
                 token: revoking("act_1", 600)
             }
         );
@@ -441,14 +382,14 @@ mod tests {
         let r = with(Phase::Pending, Some("act_1"), Some(600));
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::MarkIssued(delivered("act_1", 600))
+            Step::MarkIssued(delivered("act_1", 600))
         );
     }
 
     #[test]
     fn a_recorded_token_that_never_reached_a_secret_is_revoked_not_reused() {
         let r = with(Phase::Pending, Some("act_1"), Some(600));
-        let revoke = Action::RevokeUndelivered {
+        let revoke = Step::RevokeUndelivered {
             token_id: "act_1".into(),
         };
         assert_eq!(decide(&r, &SecretState::Absent, at(0)), revoke);
@@ -461,7 +402,7 @@ mod tests {
         let r = deleting(with(Phase::Issued, Some("act_1"), Some(600)));
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::Finalize {
+            Step::Finalize {
                 revoke: revoking("act_1", 600),
                 delete_secret: true
             }
@@ -469,7 +410,7 @@ mod tests {
         let pending = deleting(with(Phase::Pending, Some("act_1"), Some(600)));
         assert_eq!(
             decide(&pending, &SecretState::Absent, at(0)),
-            Action::Finalize {
+            Step::Finalize {
                 revoke: revoking("act_1", 600),
                 delete_secret: false
             }
@@ -482,7 +423,7 @@ mod tests {
         let expired = deleting(with(Phase::Issued, Some("act_1"), Some(-1)));
         assert_eq!(
             decide(&expired, &SecretState::Foreign, at(0)),
-            Action::Finalize {
+            Step::Finalize {
                 revoke: revoking("act_1", -1),
                 delete_secret: false
             }
@@ -491,7 +432,7 @@ mod tests {
             let r = deleting(with(phase, Some("act_1"), Some(600)));
             assert_eq!(
                 decide(&r, &SecretState::Absent, at(0)),
-                Action::Finalize {
+                Step::Finalize {
                     revoke: None,
                     delete_secret: false
                 },
@@ -501,7 +442,7 @@ mod tests {
         let never_issued = deleting(request());
         assert_eq!(
             decide(&never_issued, &SecretState::Absent, at(0)),
-            Action::Finalize {
+            Step::Finalize {
                 revoke: None,
                 delete_secret: false
             }
@@ -515,7 +456,7 @@ mod tests {
         let delivered_only = deleting(request());
         assert_eq!(
             decide(&delivered_only, &ours("act_1"), at(0)),
-            Action::Finalize {
+            Step::Finalize {
                 revoke: revoking("act_1", 600),
                 delete_secret: true
             }
@@ -528,49 +469,7 @@ mod tests {
         r.metadata.finalizers = Some(vec!["someone.else/finalizer".into()]);
         assert_eq!(
             decide(&r, &ours("act_1"), at(0)),
-            Action::Wait { until: None }
-        );
-    }
-
-    #[test]
-    fn plans_the_token_clerk_is_asked_for() {
-        let mut r = request();
-        r.spec
-            .actor
-            .extra
-            .insert("reason".into(), json!("TICKET-1"));
-        let limits = Limits {
-            max_expires_in: Duration::from_secs(86400),
-            max_session_duration: Duration::from_secs(86400),
-        };
-        let token = plan_token(&r.spec, &limits).unwrap();
-        assert_eq!(token.user_id, "user_abc");
-        assert_eq!(token.expires_in_seconds, 3600);
-        assert_eq!(token.session_max_duration_in_seconds, 1800);
-        assert_eq!(token.actor.get("sub"), Some(&json!("user_support")));
-        assert_eq!(token.actor.get("reason"), Some(&json!("TICKET-1")));
-    }
-
-    #[test]
-    fn an_instance_may_allow_less_than_a_day() {
-        let r = request();
-        let tight = Limits {
-            max_expires_in: Duration::from_secs(900),
-            max_session_duration: Duration::from_secs(86400),
-        };
-        let error = plan_token(&r.spec, &tight).unwrap_err();
-        assert!(
-            error.contains("spec.expiresIn 1h") && error.contains("15m"),
-            "{error}"
-        );
-        let tight = Limits {
-            max_expires_in: Duration::from_secs(86400),
-            max_session_duration: Duration::from_secs(600),
-        };
-        assert!(
-            plan_token(&r.spec, &tight)
-                .unwrap_err()
-                .contains("sessionMaxDuration")
+            Step::Wait { until: None }
         );
     }
 
@@ -584,13 +483,13 @@ mod tests {
             }];
             assert_eq!(
                 decide(&r, &ours("act_1"), at(0)),
-                Action::RevokePending,
+                Step::RevokePending,
                 "{phase:?}"
             );
             // Also before a deleted request is let go.
             assert_eq!(
                 decide(&deleting(r), &ours("act_1"), at(0)),
-                Action::RevokePending,
+                Step::RevokePending,
                 "{phase:?}"
             );
         }
@@ -640,13 +539,5 @@ mod tests {
             None,
             "default"
         ));
-    }
-
-    #[test]
-    fn giving_up_on_a_revoke_waits_for_expiry_unless_nothing_can_revoke() {
-        assert!(!may_give_up_revoking(Some(at(10)), at(0), true));
-        assert!(may_give_up_revoking(Some(at(10)), at(10), true));
-        assert!(may_give_up_revoking(Some(at(10)), at(0), false));
-        assert!(!may_give_up_revoking(None, at(0), true));
     }
 }
