@@ -16,7 +16,7 @@ use kube::config::Kubeconfig;
 use serde_json::{Value, json};
 use std::process::Command;
 use support::{
-    admission::{grant, instance_rules, requester_rules},
+    admission::{POLICIES_OFF_LABEL, apply_yaml, grant, instance_rules, requester_rules},
     control_plane,
     env::{Env, WAIT},
     eventually, repo_root,
@@ -151,11 +151,12 @@ fn expect_ok(out: &Output, what: &str) {
     );
 }
 
-/// RBAC as the chart's roles give it: alice requests through `clerk` and reads links (and RBAC,
-/// to see who may approve, when `reads_rbac`); bob approves through `clerk`; carol follows
-/// requests and may write their status but has no `approve`; dave requests but may not read
-/// links.
-fn grant_people(env: &Env, reads_rbac: bool) {
+/// RBAC as the chart's roles give it: alice requests through `clerk` and reads links (and, when
+/// `senior`, reads RBAC to see who may approve, and approves others' requests herself); bob
+/// approves through `clerk`; carol follows requests and may write their status but has no
+/// `approve`; dave requests but may not read links.
+fn grant_people(env: &Env, senior: bool) {
+    let reads_rbac = senior;
     let ns = Some(env.ns.name.as_str());
     let follow = json!([
         { "apiGroups": ["actortokens.dev"], "resources": ["actortokenrequests"], "verbs": ["get", "list", "watch"] },
@@ -180,8 +181,10 @@ fn grant_people(env: &Env, reads_rbac: bool) {
         ];
         if user == ALICE {
             rules.push(json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }]));
-            if reads_rbac {
+            if senior {
                 rules.push(json!([{ "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["list"] }]));
+                rules.push(decide.clone());
+                rules.push(instance_rules("approve", "clerkinstances", Some("clerk")));
             }
         }
         grant(ns, &format!("requester-{name}"), user, concat(&rules));
@@ -725,4 +728,63 @@ fn completion_scripts_and_usage_errors_need_no_cluster() {
         .unwrap();
     expect_ok(&out, "request --help");
     assert!(text(&out.stdout).contains("Examples:"));
+}
+
+#[tokio::test]
+async fn where_the_admission_policies_are_missing_the_plugin_still_names_who_asked_and_who_approved()
+ {
+    let env = Env::start("plugin-nopolicy").await;
+    apply_yaml(
+        &json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": env.ns.name, "labels": { POLICIES_OFF_LABEL: "off" } } })
+            .to_string(),
+    );
+    instance(&env, true).await;
+    grant_people(&env, false);
+    let people = People::new(&env);
+
+    let out = run(
+        people.plugin(ALICE),
+        &[
+            "request",
+            "user_2customer",
+            "--actor",
+            "user_2alice",
+            "--reason",
+            "TICKET-10",
+            "--instance",
+            "ClerkInstance/clerk",
+            "--name",
+            "t-4",
+            "--no-wait",
+        ],
+    )
+    .await;
+    expect_ok(&out, "request --no-wait");
+    env.wait_reason("t-4", "AwaitingApproval").await;
+    let requester = env.requests.get("t-4").await.unwrap().spec.requester;
+    assert_eq!(requester.unwrap().username, ALICE);
+
+    // Nothing refuses carol at the door here (which shows the policies are off); the operator
+    // discards her approval, as she may not approve.
+    let out = run(people.plugin(CAROL), &["approve", "t-4"]).await;
+    expect_ok(&out, "carol's approve, unchecked by admission");
+    env.assert_events("DecisionDiscarded", 1).await;
+    eventually(WAIT, "carol's approval to be taken away", || async {
+        let request = env.requests.get("t-4").await.unwrap();
+        support::env::condition(&request, "Approved")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // bob's approval names him itself (no mutating policy stamps it): the operator accepts it.
+    let out = run(people.plugin(BOB), &["approve", "t-4"]).await;
+    expect_ok(&out, "bob's approve");
+    env.wait_phase("t-4", Phase::Issued).await;
+    let out = run(people.plugin(ALICE), &["url", "t-4"]).await;
+    expect_ok(&out, "url");
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}\n", link_of(&env, "t-4").await)
+    );
 }
