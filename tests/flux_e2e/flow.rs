@@ -322,6 +322,11 @@ pub fn managers(request: &ActorTokenRequest) -> Vec<String> {
         .collect()
 }
 
+/// Who the API server says created a request (`spec.requester`, stamped by admission).
+pub fn requester(request: &ActorTokenRequest) -> Option<&str> {
+    Some(request.spec.requester.as_ref()?.username.as_str())
+}
+
 /// The message of a request's condition of `type_`.
 pub fn condition_message(request: &ActorTokenRequest, type_: &str) -> Option<String> {
     let status = request.status.as_ref()?;

@@ -14,7 +14,8 @@ use clerk_sim::TokenStatus;
 
 use super::{
     flow::{
-        Flow, REJECTED_USER, RequestFile, STEP_WAIT, TIMEOUT, condition_message, managers, token_id,
+        Flow, REJECTED_USER, RequestFile, STEP_WAIT, TIMEOUT, condition_message, managers,
+        requester, token_id,
     },
     objects::KustomizationStatus,
 };
@@ -50,6 +51,11 @@ pub async fn applied_request_is_ready_only_once_issued(flow: &mut Flow) {
                 .any(|m| m == "kustomize-controller"),
             "{name} is written by kustomize-controller: {:?}",
             managers(&request)
+        );
+        assert_eq!(
+            requester(&request),
+            Some(flow.flux.kustomize_identity.as_str()),
+            "{name}: admission stamped Flux's identity as the requester"
         );
         // Unserved: the CRD's status default, a generation not yet observed.
         let status = request.status.clone().unwrap_or_default();
