@@ -1,11 +1,7 @@
 //! The flow of issue 15, one function per step, each as a pull request would drive it: files
 //! change in Git, Flux applies or prunes, the operator acts, and what Flux says is checked.
 //!
-//! Steps 2 (approval, with kustomize-controller's requests exempt) and the denied half of 3
-//! come with the approval gate: an instance that requires approval (created in
-//! `Flow::start` beside `clerk`), request files naming it (`RequestFile::instance`), a person
-//! applying the same spec (`kubectl --as`), an approver denying through the status
-//! subresource, and the same `merge`/`wait_all` checks as step 3.
+//! Step 2 and the denied half of step 3 go through the approval gate: approval.rs.
 
 use std::time::Instant;
 
