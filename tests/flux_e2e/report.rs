@@ -150,8 +150,10 @@ impl Report {
         out += "\nkustomize-controller looks at the requests' health every 5 s (fixed in its code) and \
                 retries a failed reconcile after `retryInterval` (5 s here), so a merge turns Ready \
                 about a second after the push when the operator issued before Flux's first look, \
-                and one look later (about 6 s) when it had not. Times are from the push to the \
-                first poll (every 100 ms) that saw the state.\n";
+                and one look later (about 6 s) when it had not. An approver's denial is seen at \
+                Flux's next look, within 5 s of the decision. Times are from the push (or the \
+                decision, or the reconcile request) to the first poll (every 100 ms) that saw \
+                the state.\n";
         out += "\nWhat Flux said on the way:\n\n";
         for e in &self.evidence {
             let through = e
