@@ -28,6 +28,11 @@ pub const STEP_WAIT: Duration = Duration::from_secs(120);
 /// against which failing fast is measured.
 pub const FIRST_TIMEOUT: &str = "30s";
 pub const TIMEOUT: &str = "2m";
+/// A ClerkInstance that requires approval and names kustomize-controller's ServiceAccount in
+/// `approval.exempt`: the reviewed pull request is the approval.
+pub const EXEMPT_INSTANCE: &str = "clerk-reviewed-in-git";
+/// A ClerkInstance that requires approval of every request, Flux's too.
+pub const STRICT_INSTANCE: &str = "clerk-approved-by-hand";
 
 /// One request file, as a pull request adds it.
 #[derive(Clone, Debug)]
@@ -49,6 +54,11 @@ impl RequestFile {
             reason,
             instance: "clerk",
         }
+    }
+
+    /// The same request through ClerkInstance `instance`.
+    pub fn through(self, instance: &'static str) -> Self {
+        RequestFile { instance, ..self }
     }
 
     /// The file's text: spec only, no namespace (the Kustomization's `targetNamespace`).
@@ -101,6 +111,29 @@ impl Flow {
         )
         .await;
         env.operator = None;
+        // The chart's admission policies are on this plane as on every test plane:
+        // `Env::start_with` installed them with the CRDs (support::install_crds), so requests
+        // get their requester and finalizer stamped and the `use` right checked at the door.
+        for (name, approval) in [
+            (
+                EXEMPT_INSTANCE,
+                serde_json::json!({ "required": true, "exempt": [{
+                    "kind": "ServiceAccount", "namespace": flux::NAMESPACE, "name": flux::KUSTOMIZE_CONTROLLER,
+                }] }),
+            ),
+            (STRICT_INSTANCE, serde_json::json!({ "required": true })),
+        ] {
+            env.apply(serde_json::json!({
+                "apiVersion": "actortokens.dev/v1alpha1", "kind": "ClerkInstance",
+                "metadata": { "name": name, "namespace": env.ns.name },
+                "spec": {
+                    "apiUrl": env.sim.api_url(),
+                    "secretKeyRef": { "name": "clerk-key", "key": "secretKey" },
+                    "approval": approval,
+                },
+            }))
+            .await;
+        }
         flux::install(plane, &bin);
         let flux = Flux::start(plane, &bin).await;
         report.kustomize_controller_identity = flux.kustomize_identity.clone();
@@ -320,6 +353,18 @@ pub fn managers(request: &ActorTokenRequest) -> Vec<String> {
         .flatten()
         .filter_map(|m| m.manager.clone())
         .collect()
+}
+
+/// Who the API server says created a request (`spec.requester`, stamped by admission).
+pub fn requester(request: &ActorTokenRequest) -> Option<&str> {
+    Some(request.spec.requester.as_ref()?.username.as_str())
+}
+
+/// The reason of a request's Ready condition.
+pub fn ready_reason(request: &ActorTokenRequest) -> Option<String> {
+    let status = request.status.as_ref()?;
+    let condition = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some(condition.reason.clone())
 }
 
 /// The message of a request's condition of `type_`.

@@ -4,6 +4,9 @@
 //! smart HTTP on 127.0.0.1, and apply, wait on and prune `ActorTokenRequest`s that the test
 //! commits, while the operator binary and the Clerk simulator do the rest.
 //!
+//! Steps 2 and the denied half of 3 go through the approval gate (approval.rs), with people
+//! acting beside Flux as themselves (people.rs); the others are in steps.rs.
+//!
 //! Every step runs through two Kustomizations side by side: one with `wait: true` alone
 //! (kstatus) and one with the `healthCheckExprs` of examples/gitops/flux/kustomization.yaml.
 //!
@@ -14,10 +17,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod approval;
 mod flow;
 mod flux;
 mod git;
 mod objects;
+mod people;
 mod report;
 mod steps;
 
@@ -29,7 +34,9 @@ async fn flux_applies_waits_on_and_prunes_requests() {
     let start = Instant::now();
     let mut flow = flow::Flow::start().await;
     steps::applied_request_is_ready_only_once_issued(&mut flow).await;
+    approval::reviewed_request_needs_no_further_approval(&mut flow).await;
     steps::refused_request_fails_fast(&mut flow).await;
+    approval::denied_request_fails_fast(&mut flow).await;
     steps::expired_request_keeps_kustomization_ready(&mut flow).await;
     steps::edited_request_is_refused_and_replaced(&mut flow).await;
     steps::deleted_file_revokes_the_token(&mut flow).await;

@@ -141,6 +141,8 @@ pub struct Condition {
 #[derive(Clone, Debug, Default)]
 pub struct KustomizationStatus {
     pub ready: Option<Condition>,
+    /// What it is doing while `ready` is Unknown ("Running health checks for revision …").
+    pub reconciling: Option<Condition>,
     pub last_applied_revision: String,
     pub last_attempted_revision: String,
     pub last_handled_reconcile_at: String,
@@ -150,19 +152,22 @@ impl KustomizationStatus {
     pub fn read(object: &DynamicObject) -> Self {
         let status = &object.data["status"];
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let ready = status["conditions"].as_array().and_then(|conditions| {
-            conditions
-                .iter()
-                .find(|c| c["type"] == "Ready")
-                .map(|c| Condition {
-                    status: text(&c["status"]),
-                    reason: text(&c["reason"]),
-                    message: text(&c["message"]),
-                    last_transition_time: text(&c["lastTransitionTime"]),
-                })
-        });
+        let condition = |type_: &str| {
+            status["conditions"].as_array().and_then(|conditions| {
+                conditions
+                    .iter()
+                    .find(|c| c["type"] == type_)
+                    .map(|c| Condition {
+                        status: text(&c["status"]),
+                        reason: text(&c["reason"]),
+                        message: text(&c["message"]),
+                        last_transition_time: text(&c["lastTransitionTime"]),
+                    })
+            })
+        };
         KustomizationStatus {
-            ready,
+            ready: condition("Ready"),
+            reconciling: condition("Reconciling"),
             last_applied_revision: text(&status["lastAppliedRevision"]),
             last_attempted_revision: text(&status["lastAttemptedRevision"]),
             last_handled_reconcile_at: text(&status["lastHandledReconcileAt"]),
@@ -173,6 +178,18 @@ impl KustomizationStatus {
     pub fn ready_at(&self, revision: &str) -> bool {
         self.last_applied_revision == revision
             && self.ready.as_ref().is_some_and(|c| c.status == "True")
+    }
+
+    /// Applied `revision` and waiting on the health of what it applied: Ready Unknown, and
+    /// Reconciling says so. Returns Reconciling's message.
+    pub fn checking_health_at(&self, revision: &str) -> Option<&str> {
+        let ready = self.ready.as_ref()?;
+        let reconciling = self.reconciling.as_ref()?;
+        let running = format!("Running health checks for revision {revision}");
+        (ready.status == "Unknown"
+            && reconciling.status == "True"
+            && reconciling.message.starts_with(&running))
+        .then_some(reconciling.message.as_str())
     }
 
     /// Not ready, for `reason`, after trying `revision`.

@@ -22,7 +22,8 @@ pub struct Figure {
 pub struct Evidence {
     pub step: &'static str,
     pub what: &'static str,
-    pub health: HealthCheck,
+    /// The pipeline it came through; `None` for what a person did beside Flux.
+    pub health: Option<HealthCheck>,
     pub text: String,
 }
 
@@ -82,7 +83,17 @@ impl Report {
         self.evidence.push(Evidence {
             step,
             what,
-            health,
+            health: Some(health),
+            text: text.trim().to_owned(),
+        });
+    }
+
+    /// Evidence of what a person did beside Flux (no pipeline).
+    pub fn evidence_beside_flux(&mut self, step: &'static str, what: &'static str, text: &str) {
+        self.evidence.push(Evidence {
+            step,
+            what,
+            health: None,
             text: text.trim().to_owned(),
         });
     }
@@ -139,15 +150,20 @@ impl Report {
         out += "\nkustomize-controller looks at the requests' health every 5 s (fixed in its code) and \
                 retries a failed reconcile after `retryInterval` (5 s here), so a merge turns Ready \
                 about a second after the push when the operator issued before Flux's first look, \
-                and one look later (about 6 s) when it had not. Times are from the push to the \
-                first poll (every 100 ms) that saw the state.\n";
+                and one look later (about 6 s) when it had not. An approver's denial is seen at \
+                Flux's next look, within 5 s of the decision. Times are from the push (or the \
+                decision, or the reconcile request) to the first poll (every 100 ms) that saw \
+                the state.\n";
         out += "\nWhat Flux said on the way:\n\n";
         for e in &self.evidence {
+            let through = e
+                .health
+                .map(|h| format!(" ({})", h.label()))
+                .unwrap_or_default();
             out += &format!(
-                "- step {}, {} ({}): `{}`\n",
+                "- step {}, {}{through}: `{}`\n",
                 e.step,
                 e.what,
-                e.health.label(),
                 e.text.replace('`', "'")
             );
         }

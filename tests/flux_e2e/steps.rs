@@ -1,11 +1,7 @@
 //! The flow of issue 15, one function per step, each as a pull request would drive it: files
 //! change in Git, Flux applies or prunes, the operator acts, and what Flux says is checked.
 //!
-//! Steps 2 (approval, with kustomize-controller's requests exempt) and the denied half of 3
-//! come with the approval gate: an instance that requires approval (created in
-//! `Flow::start` beside `clerk`), request files naming it (`RequestFile::instance`), a person
-//! applying the same spec (`kubectl --as`), an approver denying through the status
-//! subresource, and the same `merge`/`wait_all` checks as step 3.
+//! Step 2 and the denied half of step 3 go through the approval gate: approval.rs.
 
 use std::time::Instant;
 
@@ -14,7 +10,8 @@ use clerk_sim::TokenStatus;
 
 use super::{
     flow::{
-        Flow, REJECTED_USER, RequestFile, STEP_WAIT, TIMEOUT, condition_message, managers, token_id,
+        Flow, REJECTED_USER, RequestFile, STEP_WAIT, TIMEOUT, condition_message, managers,
+        requester, token_id,
     },
     objects::KustomizationStatus,
 };
@@ -50,6 +47,11 @@ pub async fn applied_request_is_ready_only_once_issued(flow: &mut Flow) {
                 .any(|m| m == "kustomize-controller"),
             "{name} is written by kustomize-controller: {:?}",
             managers(&request)
+        );
+        assert_eq!(
+            requester(&request),
+            Some(flow.flux.kustomize_identity.as_str()),
+            "{name}: admission stamped Flux's identity as the requester"
         );
         // Unserved: the CRD's status default, a generation not yet observed.
         let status = request.status.clone().unwrap_or_default();
