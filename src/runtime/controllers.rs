@@ -50,6 +50,20 @@ pub async fn run(
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let seal = super::seal_key::load_or_create(
+        client.clone(),
+        &settings.cluster_instance_namespace,
+        &settings.seal_secret,
+    )
+    .await?;
+    // On shutdown, no Clerk call waits or retries any more: in-flight reconciles end soon.
+    tokio::spawn({
+        let (pool, shutdown) = (pool.clone(), shutdown.clone());
+        async move {
+            shutdown.requested().await;
+            pool.drain();
+        }
+    });
     let ctx = Arc::new(Context::new(
         client.clone(),
         Recorder::new(client.clone(), reporter),
@@ -59,6 +73,8 @@ pub async fn run(
             settings.cluster_instance_namespace.clone(),
         ),
         metrics.clone(),
+        seal,
+        usize::from(settings.concurrency),
     ));
     let instance_ctx = Arc::new(InstanceContext {
         client: client.clone(),
@@ -180,10 +196,18 @@ pub async fn run(
         }
         std::future::pending::<()>().await
     };
-    // Controllers end only on shutdown: in-flight reconciles finish first, none start.
+    // Controllers end only on shutdown: in-flight reconciles finish first, none start. Those
+    // still running after the shutdown timeout are dropped, as a kill would (the loss window
+    // the README describes), rather than outlive the pod's grace period.
+    let deadline = async {
+        shutdown.clone().requested().await;
+        tokio::time::sleep(settings.shutdown_timeout).await;
+        tracing::warn!(timeout = ?settings.shutdown_timeout, "reconciles still running at the shutdown timeout; stopping them");
+    };
     tokio::select! {
         _ = join_all(controllers) => {}
         _ = synced => {}
+        _ = deadline => {}
     }
     Ok(())
 }

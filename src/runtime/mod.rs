@@ -3,6 +3,7 @@
 
 mod controllers;
 pub mod leader;
+mod seal_key;
 pub mod server;
 mod telemetry;
 
@@ -24,6 +25,11 @@ pub struct Settings {
     pub clerk_timeout: Duration,
     /// Reconcile only while holding this Lease; `None`: always (a single replica).
     pub leader_election: Option<LeaseSettings>,
+    /// The Secret, in `cluster_instance_namespace`, holding the token seal key.
+    pub seal_secret: String,
+    /// How long in-flight reconciles may take to finish after SIGTERM before the process
+    /// stops them: keep it under the pod's termination grace period.
+    pub shutdown_timeout: Duration,
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {

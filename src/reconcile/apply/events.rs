@@ -22,11 +22,39 @@ pub(super) async fn publish(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(fit(note)),
         action: action.into(),
         secondary: None,
     };
     if let Err(error) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
         warn!(%error, reason, "could not publish an event");
+    }
+}
+
+/// The API server takes event notes of at most 1024 bytes: longer ones are cut (at a
+/// character boundary), marked with an ellipsis.
+fn fit(mut note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() > MAX {
+        let mut cut = MAX - '…'.len_utf8();
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+        note.push('…');
+    }
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn notes_fit_what_the_api_server_takes() {
+        assert_eq!(fit("short".into()), "short");
+        let long = fit("é".repeat(2000));
+        assert!(long.len() <= 1024, "{}", long.len());
+        assert!(long.ends_with('…'));
     }
 }

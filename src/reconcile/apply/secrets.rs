@@ -11,8 +11,11 @@ use crate::{
     api::{ActorTokenRequest, MANAGER},
     reconcile::{
         Context, Error,
-        decide::{SecretState, issue::Delivery},
-        error::{is_already_exists, is_conflict, is_not_found},
+        decide::{
+            SecretState,
+            issue::{Delivery, refusal_is_final},
+        },
+        error::{is_already_exists, is_conflict, is_not_found, refusal_code},
         secret::{self, secret_for, secret_state},
     },
 };
@@ -45,7 +48,7 @@ pub(super) async fn deliver(
     let failure = match secrets.create(&pp, &desired).await {
         Ok(_) => return (Delivery::Written, None),
         Err(e) if is_already_exists(&e) => match secrets.get_opt(&name).await {
-            Ok(Some(existing)) => match secret_state(request, Some(&existing)) {
+            Ok(Some(existing)) => match secret_state(request, Some(&existing), &ctx.seal) {
                 SecretState::Ours { delivered: None } => {
                     // No `update` on Secrets: a delete at this very version, then a create.
                     // A second operator doing the same loses one of the two with a conflict.
@@ -74,10 +77,11 @@ pub(super) async fn deliver(
         Err(e) => e,
     };
     let found = match secrets.get_opt(&name).await {
-        Ok(secret) => Some(secret_state(request, secret.as_ref())),
+        Ok(secret) => Some(secret_state(request, secret.as_ref(), &ctx.seal)),
         Err(_) => None,
     };
-    (Delivery::Failed { found }, Some(error(failure)))
+    let for_good = refusal_code(&failure).is_some_and(refusal_is_final);
+    (Delivery::Failed { found, for_good }, Some(error(failure)))
 }
 
 /// Deletes `secret`, the very one seen as ours (by UID); gone already counts as done.
