@@ -114,10 +114,11 @@ pub async fn reconcile(
         for _ in 0..MAX_STEPS {
             let secret = observe_secret(&current, &ctx).await?;
             // Only records the operator wrote are acted on (see `seal`).
-            let vetted = records::vet(&current, &ctx.seal);
-            let state = secret::secret_state(&vetted.request, secret.as_ref(), &ctx.seal);
+            let now = Timestamp::now();
+            let vetted = records::vet(&current, &ctx.seal, now);
+            let state = secret::secret_state(&vetted.request, secret.as_ref(), &ctx.seal, now);
             let untrusted = !vetted.untrusted.is_empty();
-            let step = decide(&vetted.request, &state, untrusted, Timestamp::now());
+            let step = decide(&vetted.request, &state, untrusted, now);
             if !matches!(step, Step::Wait { .. }) {
                 debug!(?step, "acting");
             }

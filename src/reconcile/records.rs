@@ -22,8 +22,8 @@ pub struct Vetted {
     pub untrusted: Vec<String>,
 }
 
-/// Checks every token record in `request`'s status against its seal.
-pub fn vet(request: &ActorTokenRequest, key: &SealKey) -> Vetted {
+/// Checks every token record in `request`'s status against its seal, at `now`.
+pub fn vet(request: &ActorTokenRequest, key: &SealKey, now: Timestamp) -> Vetted {
     let mut vetted = request.clone();
     let mut untrusted = Vec::new();
     if let Some(status) = vetted.status.as_mut() {
@@ -34,7 +34,7 @@ pub fn vet(request: &ActorTokenRequest, key: &SealKey) -> Vetted {
                 key: parse_key(status.key_fingerprint.as_deref()),
                 seal: status.token_seal.clone(),
             };
-            if !trust(key, request, &record).is_trusted() {
+            if !trust(key, request, &record, now).is_trusted() {
                 untrusted.push(token_id);
                 status.token_id = None;
                 status.token_seal = None;
@@ -48,7 +48,7 @@ pub fn vet(request: &ActorTokenRequest, key: &SealKey) -> Vetted {
             }
         }
         status.pending_revokes.retain(|pending| {
-            let trusted = trust(key, request, &pending_token(pending)).is_trusted();
+            let trusted = trust(key, request, &pending_token(pending), now).is_trusted();
             if !trusted {
                 untrusted.push(pending.token_id.clone());
             }
@@ -61,13 +61,19 @@ pub fn vet(request: &ActorTokenRequest, key: &SealKey) -> Vetted {
     }
 }
 
-/// How far the record of `token` in `request` can be trusted.
-pub fn trust(key: &SealKey, request: &ActorTokenRequest, token: &TokenToRevoke) -> Trust {
+/// How far the record of `token` in `request` can be trusted at `now`.
+pub fn trust(
+    key: &SealKey,
+    request: &ActorTokenRequest,
+    token: &TokenToRevoke,
+    now: Timestamp,
+) -> Trust {
     let uid = request.metadata.uid.as_deref().unwrap_or_default();
     key.trust(
         &record(uid, token),
         token.seal.as_deref(),
         request.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        now,
     )
 }
 
@@ -124,6 +130,10 @@ mod tests {
         SealKey::new(vec![9; 32], Timestamp::from_second(1_700_000_000).unwrap()).unwrap()
     }
 
+    fn soon() -> Timestamp {
+        Timestamp::from_second(1_700_000_100).unwrap()
+    }
+
     fn request(created: i64) -> ActorTokenRequest {
         serde_json::from_value(json!({
             "apiVersion": "actortokens.dev/v1alpha1",
@@ -169,7 +179,7 @@ mod tests {
         let mut r = issued(r, &t);
         r.status.as_mut().unwrap().pending_revokes =
             vec![pending_entry(&pending, Timestamp::UNIX_EPOCH)];
-        let vetted = vet(&r, &key);
+        let vetted = vet(&r, &key, soon());
         assert!(vetted.untrusted.is_empty());
         assert_eq!(vetted.request.status, r.status);
     }
@@ -188,7 +198,7 @@ mod tests {
             pending_entry(&token("act_victim_2"), Timestamp::UNIX_EPOCH),
             pending_entry(&mine, Timestamp::UNIX_EPOCH),
         ];
-        let vetted = vet(&r, &key);
+        let vetted = vet(&r, &key, soon());
         assert_eq!(vetted.untrusted, vec!["act_victim", "act_victim_2"]);
         let status = vetted.request.status.unwrap();
         assert_eq!(status.token_id, None);
@@ -204,7 +214,7 @@ mod tests {
     #[test]
     fn an_unsealed_record_from_before_the_key_is_trusted() {
         let r = issued(request(1_600_000_000), &token("act_old"));
-        let vetted = vet(&r, &key());
+        let vetted = vet(&r, &key(), soon());
         assert!(vetted.untrusted.is_empty());
         assert_eq!(
             vetted.request.status.unwrap().token_id.as_deref(),

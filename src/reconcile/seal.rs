@@ -12,13 +12,16 @@
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use sha2::Sha256;
 
 use crate::clerk::KeyFingerprint;
 
 /// Bytes of the HMAC kept: 128 bits, plenty against forgery (there is no offline check).
 const SEAL_BYTES: usize = 16;
+/// How long after the sealing key's making unsealed records of older requests are trusted:
+/// the longest a token lives.
+const LEGACY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
 /// Separates this use of the key from any other.
 const DOMAIN: &[u8] = b"actor-token-operator/token-seal/v1\0";
 
@@ -54,8 +57,10 @@ pub struct TokenRecord<'a> {
 pub enum Trust {
     /// Its seal checks: the operator wrote it.
     Sealed,
-    /// No seal, on a request older than the sealing key: written before the operator sealed
-    /// records (an upgrade), so as trustworthy as records were then.
+    /// No seal, on a request older than the sealing key, within a day of the key's making:
+    /// written before the operator sealed records (an upgrade), so as trustworthy as records
+    /// were then. A day on, every token from before has expired, and no unsealed record is
+    /// trusted any more.
     Legacy,
     /// A missing or wrong seal on a request the sealing operator has always served: not the
     /// operator's record.
@@ -97,13 +102,14 @@ impl SealKey {
             .collect()
     }
 
-    /// How far `record` can be trusted, given the `seal` stored with it (if any) and when
-    /// its request was created.
+    /// How far `record` can be trusted, given the `seal` stored with it (if any), when its
+    /// request was created, and the time.
     pub fn trust(
         &self,
         record: &TokenRecord<'_>,
         seal: Option<&str>,
         request_created: Option<Timestamp>,
+        now: Timestamp,
     ) -> Trust {
         match seal {
             Some(seal) => match decode_hex(seal) {
@@ -116,7 +122,11 @@ impl SealKey {
                 }
                 _ => Trust::Forged,
             },
-            None if request_created.is_some_and(|created| created < self.since) => Trust::Legacy,
+            None if request_created.is_some_and(|created| created < self.since)
+                && now < self.since + LEGACY_WINDOW =>
+            {
+                Trust::Legacy
+            }
             None => Trust::Forged,
         }
     }
@@ -171,6 +181,11 @@ mod tests {
 
     const AFTER: Option<Timestamp> = None;
 
+    /// A moment within a day of the key's making.
+    fn soon() -> Timestamp {
+        Timestamp::from_second(1_700_000_100).unwrap()
+    }
+
     fn created_after() -> Option<Timestamp> {
         Some(Timestamp::from_second(1_750_000_000).unwrap())
     }
@@ -182,7 +197,12 @@ mod tests {
         assert_eq!(seal.len(), 32);
         assert!(seal.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(
-            key.trust(&record("uid-1", "act_1"), Some(&seal), created_after()),
+            key.trust(
+                &record("uid-1", "act_1"),
+                Some(&seal),
+                created_after(),
+                soon()
+            ),
             Trust::Sealed
         );
     }
@@ -193,28 +213,43 @@ mod tests {
         let seal = key.seal(&record("uid-1", "act_1"));
         // Another request's token, under this request's seal; this token under another's.
         assert_eq!(
-            key.trust(&record("uid-1", "act_2"), Some(&seal), created_after()),
+            key.trust(
+                &record("uid-1", "act_2"),
+                Some(&seal),
+                created_after(),
+                soon()
+            ),
             Trust::Forged
         );
         assert_eq!(
-            key.trust(&record("uid-2", "act_1"), Some(&seal), created_after()),
+            key.trust(
+                &record("uid-2", "act_1"),
+                Some(&seal),
+                created_after(),
+                soon()
+            ),
             Trust::Forged
         );
         let mut later = record("uid-1", "act_1");
         later.expires_at = Some(Timestamp::from_second(1_800_000_001).unwrap());
         assert_eq!(
-            key.trust(&later, Some(&seal), created_after()),
+            key.trust(&later, Some(&seal), created_after(), soon()),
             Trust::Forged
         );
         let mut other_key = record("uid-1", "act_1");
         other_key.key = None;
         assert_eq!(
-            key.trust(&other_key, Some(&seal), created_after()),
+            key.trust(&other_key, Some(&seal), created_after(), soon()),
             Trust::Forged
         );
         // Field boundaries count: "uid-1" + "act_1" is not "uid-1act" + "_1".
         assert_eq!(
-            key.trust(&record("uid-1act", "_1"), Some(&seal), created_after()),
+            key.trust(
+                &record("uid-1act", "_1"),
+                Some(&seal),
+                created_after(),
+                soon()
+            ),
             Trust::Forged
         );
     }
@@ -225,12 +260,22 @@ mod tests {
             SealKey::new(vec![8; 32], Timestamp::from_second(1_700_000_000).unwrap()).unwrap();
         let forged = other.seal(&record("uid-1", "act_1"));
         assert_eq!(
-            key().trust(&record("uid-1", "act_1"), Some(&forged), created_after()),
+            key().trust(
+                &record("uid-1", "act_1"),
+                Some(&forged),
+                created_after(),
+                soon()
+            ),
             Trust::Forged
         );
         for garbage in ["", "zz", "00", &"0".repeat(32), &"0".repeat(64)] {
             assert_eq!(
-                key().trust(&record("uid-1", "act_1"), Some(garbage), created_after()),
+                key().trust(
+                    &record("uid-1", "act_1"),
+                    Some(garbage),
+                    created_after(),
+                    soon()
+                ),
                 Trust::Forged,
                 "{garbage:?}"
             );
@@ -242,9 +287,15 @@ mod tests {
         let key = key();
         let record = record("uid-1", "act_1");
         let before = Some(Timestamp::from_second(1_600_000_000).unwrap());
-        assert_eq!(key.trust(&record, None, before), Trust::Legacy);
-        assert_eq!(key.trust(&record, None, created_after()), Trust::Forged);
-        assert_eq!(key.trust(&record, None, AFTER), Trust::Forged);
+        assert_eq!(key.trust(&record, None, before, soon()), Trust::Legacy);
+        assert_eq!(
+            key.trust(&record, None, created_after(), soon()),
+            Trust::Forged
+        );
+        assert_eq!(key.trust(&record, None, AFTER, soon()), Trust::Forged);
+        // A day after the key was made, every token from before has expired.
+        let day_after = Timestamp::from_second(1_700_000_000 + 86_400).unwrap();
+        assert_eq!(key.trust(&record, None, before, day_after), Trust::Forged);
         assert!(Trust::Legacy.is_trusted() && !Trust::Forged.is_trusted());
     }
 

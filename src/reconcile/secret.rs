@@ -95,6 +95,7 @@ pub fn secret_state(
     request: &ActorTokenRequest,
     secret: Option<&Secret>,
     seal: &SealKey,
+    now: Timestamp,
 ) -> SecretState {
     let Some(secret) = secret else {
         return SecretState::Absent;
@@ -128,7 +129,7 @@ pub fn secret_state(
         key: parse_key(field("keyFingerprint").as_deref()),
         seal: field("seal"),
     };
-    if trust(seal, request, &delivered.to_revoke()).is_trusted() {
+    if trust(seal, request, &delivered.to_revoke(), now).is_trusted() {
         SecretState::Ours {
             delivered: Some(delivered),
         }
@@ -157,6 +158,10 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_100).unwrap()
     }
 
     fn seal_key() -> SealKey {
@@ -234,7 +239,7 @@ mod tests {
         let request = request();
         let seal = sealed();
         let ours = secret_for(&request, &delivery(&seal));
-        let state = |secret: Option<&Secret>| secret_state(&request, secret, &seal_key());
+        let state = |secret: Option<&Secret>| secret_state(&request, secret, &seal_key(), now());
         assert_eq!(
             state(Some(&ours)),
             SecretState::Ours {
@@ -268,7 +273,7 @@ mod tests {
         // Someone who may create Secrets here made the request's Secret first, owned by the
         // request, naming another request's token: its seal is missing or wrong.
         let request = request();
-        let state = |secret: &Secret| secret_state(&request, Some(secret), &seal_key());
+        let state = |secret: &Secret| secret_state(&request, Some(secret), &seal_key(), now());
         let mut forged = secret_for(&request, &delivery(""));
         assert_eq!(state(&forged), SecretState::Foreign);
         let seal = sealed();

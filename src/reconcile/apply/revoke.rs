@@ -198,7 +198,10 @@ pub(super) async fn revoke_pending(
             }
         }
     }
-    if secret_goes_with(&secret_state(request, secret, &ctx.seal), &revoked) {
+    if secret_goes_with(
+        &secret_state(request, secret, &ctx.seal, Timestamp::now()),
+        &revoked,
+    ) {
         delete_secret(request, secret, ctx).await?;
     }
     if !status.pending_revokes.is_empty() {
