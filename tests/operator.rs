@@ -118,6 +118,10 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
         env.secrets.get_opt("support-1").await.unwrap().is_none(),
         "the Secret is deleted"
     );
+    assert!(
+        !env.operator().output().contains('\u{1b}'),
+        "text logs written to a file carry no colour codes"
+    );
     env.assert_no_credential_leaked().await;
 }
 
