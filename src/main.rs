@@ -64,6 +64,20 @@ struct RunArgs {
     #[arg(long, env = "ATO_CLERK_TIMEOUT_SECONDS", default_value_t = 10)]
     clerk_timeout_seconds: u64,
 
+    /// The Secret (in --cluster-instance-namespace) holding the key that seals the operator's
+    /// token records; created if missing.
+    #[arg(
+        long,
+        env = "ATO_TOKEN_SEAL_SECRET",
+        default_value = "actor-token-operator-token-seal"
+    )]
+    token_seal_secret: String,
+
+    /// After SIGTERM, how long in-flight reconciles may take before they are stopped, in
+    /// seconds; keep it under the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "ATO_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
+    shutdown_timeout_seconds: u64,
+
     /// Reconcile only while holding a Lease, so that of several replicas one works and the
     /// others stand by. The identity is $POD_NAME, or <hostname>-<pid>.
     #[arg(long, env = "ATO_LEADER_ELECTION", value_parser = clap::builder::BoolishValueParser::new())]
@@ -153,6 +167,8 @@ fn main() -> anyhow::Result<()> {
                         .collect(),
                     allow_http: args.allow_insecure_clerk_http,
                 },
+                seal_secret: args.token_seal_secret,
+                shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout_seconds),
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

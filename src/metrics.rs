@@ -61,6 +61,16 @@ pub struct Metrics {
     pub reconcile_errors: Family<ReasonLabel, Counter>,
     pub reconcile_duration: Histogram,
     pub tokens_issued: Counter,
+    /// Tokens Clerk made (or may have made: an answer lost), delivered or not.
+    pub tokens_minted: Counter,
+    /// Requests failed for having minted as many tokens as one request may.
+    pub mint_limits_reached: Counter,
+    /// Impersonation sessions ended because their request's token was revoked after use.
+    pub sessions_ended: Counter,
+    /// Token records in a status that the operator didn't write (no valid seal), ignored.
+    pub token_records_rejected: Counter,
+    /// Reconciles put off because their namespace had its share of the slots.
+    pub reconciles_deferred: Counter,
     /// Revokes that Clerk confirmed or that found nothing live, by why they were made.
     pub tokens_revoked: Family<CauseLabel, Counter>,
     /// Creates whose answer was lost: tokens that may be live and that no one can revoke.
@@ -89,6 +99,11 @@ impl Metrics {
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
             tokens_issued: Counter::default(),
+            tokens_minted: Counter::default(),
+            mint_limits_reached: Counter::default(),
+            sessions_ended: Counter::default(),
+            token_records_rejected: Counter::default(),
+            reconciles_deferred: Counter::default(),
             tokens_revoked: Family::default(),
             tokens_lost: Counter::default(),
             revokes_abandoned: Counter::default(),
@@ -121,6 +136,31 @@ impl Metrics {
             "tokens_issued",
             "Actor tokens issued and delivered in a Secret",
             metrics.tokens_issued.clone(),
+        );
+        r.register(
+            "tokens_minted",
+            "Actor tokens Clerk made (or may have made: an answer lost), delivered or not",
+            metrics.tokens_minted.clone(),
+        );
+        r.register(
+            "mint_limits_reached",
+            "Requests failed because they had minted as many tokens as one request may",
+            metrics.mint_limits_reached.clone(),
+        );
+        r.register(
+            "sessions_ended",
+            "Impersonation sessions ended because their request's token was revoked after its link was used",
+            metrics.sessions_ended.clone(),
+        );
+        r.register(
+            "token_records_rejected",
+            "Token records in a request's status not written by the operator (no valid seal), ignored",
+            metrics.token_records_rejected.clone(),
+        );
+        r.register(
+            "reconciles_deferred",
+            "Reconciles put off for a moment because their namespace had its share of the reconcile slots",
+            metrics.reconciles_deferred.clone(),
         );
         r.register(
             "tokens_revoked",

@@ -334,6 +334,7 @@ fn the_chart_lints_and_renders_the_values_given() {
             "--log-format=json",
             "--metrics-addr=0.0.0.0:8080",
             "--clerk-timeout-seconds=10",
+            "--shutdown-timeout-seconds=30",
             "--clerk-api-hosts=api.clerk.com",
             "--leader-election",
             "--leader-election-namespace=ato-system",
@@ -536,7 +537,7 @@ fn the_chart_lints_and_renders_the_values_given() {
         found.sort();
         found
     };
-    let keys = lines(&[" secrets get"]);
+    let keys = lines(&[" secrets get", " secrets create"]);
     let expected = |with_rules: bool| {
         let rules = |r: BTreeSet<String>| if with_rules { r } else { BTreeSet::new() };
         vec![
@@ -1019,6 +1020,7 @@ async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
         "--concurrency=2".to_owned(),
         "--log-format=json".to_owned(),
         "--clerk-timeout-seconds=10".to_owned(),
+        "--shutdown-timeout-seconds=30".to_owned(),
         "--clerk-api-hosts=127.0.0.1".to_owned(),
         "--allow-insecure-clerk-http".to_owned(),
     ];
@@ -1337,10 +1339,12 @@ async fn install_and_serve(client: &Client, helm: Helm, scope: Scope) {
                 !can_i(&sa, "list", "secrets", rel),
                 "key Secrets are read by name"
             );
-            assert!(
-                !can_i(&sa, "create", "secrets", rel),
-                "key Secrets are only read"
-            );
+            for verb in ["update", "patch", "delete"] {
+                assert!(
+                    !can_i(&sa, verb, "secrets", rel),
+                    "key Secrets are only read (and the seal key made once): {verb}"
+                );
+            }
             assert!(!can_i(
                 &sa,
                 "list",

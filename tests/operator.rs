@@ -118,6 +118,10 @@ async fn a_request_is_issued_into_a_secret_and_revoked_on_delete() {
         env.secrets.get_opt("support-1").await.unwrap().is_none(),
         "the Secret is deleted"
     );
+    assert!(
+        !env.operator().output().contains('\u{1b}'),
+        "text logs written to a file carry no colour codes"
+    );
     env.assert_no_credential_leaked().await;
 }
 
@@ -243,10 +247,13 @@ async fn deleting_the_secret_revokes_the_token_and_mints_no_other() {
 }
 
 #[tokio::test]
-async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
+async fn a_request_deleted_while_clerk_is_down_is_released_once_its_sessions_are_over() {
     let mut env = Env::start("clerk-down").await;
-    env.create_request("doomed", json!({ "expiresIn": "12s" }))
-        .await;
+    env.create_request(
+        "doomed",
+        json!({ "expiresIn": "12s", "sessionMaxDuration": "5s" }),
+    )
+    .await;
     let issued = env.wait_phase("doomed", Phase::Issued).await;
     let expires_at = issued
         .status
@@ -265,23 +272,34 @@ async fn a_request_deleted_while_clerk_is_down_is_released_at_expiry() {
         .await
         .unwrap();
 
-    // The finalizer holds the object while the token may be live...
-    support::eventually(support::env::WAIT, "a revoke to be tried", || async {
-        (env.sim.stats().revoke.total >= 1).then_some(())
-    })
-    .await;
-    let held = env
-        .requests
-        .get_opt("doomed")
-        .await
-        .unwrap()
-        .expect("held by the finalizer while the token is live");
-    assert!(held.metadata.deletion_timestamp.is_some());
-    // ...and lets go once it has expired, with a warning.
-    env.wait_gone("doomed").await;
+    // The finalizer holds the object while the token may be live, and says why...
+    let waiting = env.wait_reason("doomed", "ClerkUnavailable").await;
     assert!(
-        k8s_openapi::jiff::Timestamp::now() >= expires_at,
-        "released only after the token expired"
+        waiting.message.contains("Clerk is unavailable"),
+        "{}",
+        waiting.message
+    );
+    let events = env.events().await;
+    let retrying = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("RevokeRetrying"))
+        .expect("an event says the operator is still trying");
+    assert!(
+        retrying
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("still trying"),
+        "{retrying:?}"
+    );
+    assert!(env.sim.stats().revoke.total >= 1, "the operator tried");
+    // ...then, its token expired, whether a session it may have opened is still on: it lets
+    // go only once any such session has ended too (sessionMaxDuration after the expiry).
+    env.wait_gone("doomed").await;
+    let sessions_over = expires_at + k8s_openapi::jiff::SignedDuration::from_secs(5);
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() >= sessions_over,
+        "released only after every session the token could have opened was over"
     );
     env.assert_events("RevokeAbandoned", 1).await;
     env.assert_no_credential_leaked().await;

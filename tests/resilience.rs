@@ -13,7 +13,12 @@ use std::{
 
 use actor_token_operator::{
     api::{ActorTokenRequestStatus, FINALIZER, Phase},
-    reconcile::secret::{Delivery, secret_for},
+    clerk::SecretKey,
+    reconcile::{
+        decide::TokenToRevoke,
+        records,
+        secret::{Delivery, secret_for},
+    },
 };
 use clerk_sim::{Faults, Latency, OpStats, RateLimit, SimConfig, TokenStatus};
 use k8s_openapi::{
@@ -446,6 +451,8 @@ async fn a_race_losers_token_is_revoked_even_when_the_first_revoke_is_refused() 
 #[tokio::test]
 async fn a_token_another_operator_has_delivered_is_adopted_not_minted_again() {
     let mut env = Env::start("res-deliver").await;
+    // A and B share the sealing key, as two replicas do.
+    let seal_key = env.seal_key().await;
     env.operator.take().unwrap().kill();
     let user = "user_2resDeliver";
     let name = "deliver-1";
@@ -471,12 +478,25 @@ async fn a_token_another_operator_has_delivered_is_adopted_not_minted_again() {
     let token = env.sim.token(minted["id"].as_str().unwrap()).unwrap();
     let issued_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
     let expires_at = issued_at + SignedDuration::from_secs(3600);
+    let key = Some(SecretKey::parse(KEY).unwrap().fingerprint());
+    let seal = records::seal(
+        &seal_key,
+        &request,
+        &TokenToRevoke {
+            token_id: token.id.clone(),
+            expires_at: Some(expires_at),
+            key,
+            seal: None,
+        },
+    );
     let delivery = Delivery {
         url: &token.url,
         token: &token.token,
         token_id: &token.id,
         issued_at,
         expires_at,
+        key,
+        seal: &seal,
     };
     env.secrets
         .create(&PostParams::default(), &secret_for(&request, &delivery))
@@ -569,15 +589,18 @@ async fn the_instance_rate_limit_keeps_the_operator_under_clerks_limit() {
 }
 
 /// The Secret is the token's record, so a token whose Secret can't be written must not stay
-/// live: here a ResourceQuota (its usage set by the test, as the quota controller would)
-/// refuses every new Secret in the namespace. Each minted token is revoked, the request says
-/// why it waits, and once the quota goes it is issued with one live token.
+/// live; and a Secret the API server will always refuse must not make the operator mint
+/// again and again. Here a ResourceQuota (its usage set by the test, as the quota controller
+/// would) refuses every new Secret in the namespace: one token is minted and revoked, and the
+/// request fails, saying what was refused.
 #[tokio::test]
-async fn a_token_whose_secret_cannot_be_written_is_revoked() {
+async fn a_secret_the_api_server_refuses_fails_the_request_after_one_token() {
     use k8s_openapi::api::core::v1::ResourceQuota;
-    use kube::{Api, api::DeleteParams};
+    use kube::Api;
 
     let mut env = Env::start("res-quota").await;
+    // The operator's own Secret (its seal key) is made before the quota arrives.
+    env.seal_key().await;
     let quotas: Api<ResourceQuota> = Api::namespaced(env.client.clone(), &env.ns.name);
     let quota: ResourceQuota = serde_json::from_value(json!({
         "metadata": { "name": "no-more-secrets" },
@@ -597,33 +620,30 @@ async fn a_token_whose_secret_cannot_be_written_is_revoked() {
     let requests = requests("walled", "user_2resWalled", 1);
     create_all(&env, &requests).await;
     let user = &requests[0].1;
-    let waiting = env.wait_reason("walled-1", "KubernetesError").await;
+    let failed = env.wait_phase("walled-1", Phase::Failed).await;
+    let ready = support::env::ready_condition(&failed).unwrap();
+    assert_eq!(ready.reason, "SecretRefused");
     assert!(
-        waiting.message.contains("exceeded quota"),
+        ready.message.contains("exceeded quota"),
         "the reason says what refused the Secret: {}",
-        waiting.message
+        ready.message
     );
-    // Minted more than once (it retries), and every one of them revoked.
-    support::eventually(WAIT, "two tries, no live token", || async {
-        let mine: Vec<_> = env
-            .sim
-            .tokens()
-            .into_iter()
-            .filter(|t| &t.user_id == user)
-            .collect();
-        let live = mine
-            .iter()
-            .filter(|t| t.status == TokenStatus::Pending)
-            .count();
-        (mine.len() >= 2 && live == 0).then_some(())
-    })
-    .await;
-
-    quotas
-        .delete("no-more-secrets", &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_all_issued(&env, &requests).await;
-    assert_one_live_token_each(&env, &requests).await;
+    let status = failed.status.clone().unwrap();
+    assert_eq!(status.tokens_minted, Some(1));
+    // Nothing more happens to it: one token minted, and revoked.
+    env.settle("walled-1").await;
+    let mine: Vec<_> = env
+        .sim
+        .tokens()
+        .into_iter()
+        .filter(|t| &t.user_id == user)
+        .collect();
+    assert_eq!(mine.len(), 1, "one token minted: {mine:?}");
+    assert_eq!(mine[0].status, TokenStatus::Revoked);
+    env.assert_events("SecretRefused", 1).await;
+    assert_eq!(
+        env.metric("actor_token_operator_tokens_minted_total").await,
+        Some(1.0)
+    );
     env.assert_no_credential_leaked().await;
 }

@@ -384,6 +384,17 @@ mod tests {
     }
 
     #[test]
+    fn the_chart_carries_the_generated_policies() {
+        let committed =
+            include_str!("../../charts/actor-token-operator/templates/admission-policies.yaml");
+        assert!(
+            committed == chart_template(),
+            "charts/actor-token-operator/templates/admission-policies.yaml is out of date with \
+             src/admission: run `make crds` and commit the result"
+        );
+    }
+
+    #[test]
     fn no_expression_holds_a_helm_delimiter() {
         // The policies go into a Helm template as they are: `{{` would open an action (a
         // lone `}}` is plain text to Helm).

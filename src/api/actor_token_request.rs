@@ -217,6 +217,15 @@ pub struct ActorTokenRequestStatus {
     /// Clerk's ID of the token issued for this request (not a credential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
+    /// The fingerprint of the Clerk secret key that issued `tokenId` (a digest, never the
+    /// key): a revoke through another key proves nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
+    /// The operator's seal on the record of `tokenId` (an HMAC over the request's UID, the
+    /// token's ID, its expiry and `keyFingerprint`): the operator revokes no token on the
+    /// word of a record it didn't write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_seal: Option<String>,
     /// The Secret holding the sign-in link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
@@ -232,6 +241,14 @@ pub struct ActorTokenRequestStatus {
     /// usable by whoever holds its link (no one does) until it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_tokens: Option<u32>,
+    /// Tokens minted for this request so far, whatever became of them. At most 3 over its
+    /// life: past that the request fails (`MintLimitReached`) instead of minting again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_minted: Option<u32>,
+    /// Impersonation sessions this request's tokens opened that the operator ended when it
+    /// revoked them (the link had been used, so the token itself could no longer be revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_ended: Option<u32>,
     /// Tokens made for this request that are not (or no longer) its recorded token and still
     /// have to be revoked: the loser of a race between two operators, or a token whose link
     /// never reached its Secret. Kept here so that no restart or failed call forgets them;
@@ -255,6 +272,12 @@ pub struct ActorTokenRequestStatus {
 pub struct PendingRevoke {
     pub token_id: String,
     pub expires_at: Time,
+    /// The fingerprint of the key that issued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
+    /// The operator's seal on this record (see `status.tokenSeal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 impl ActorTokenRequest {

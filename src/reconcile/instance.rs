@@ -16,7 +16,7 @@ use crate::{
         ActorTokenRequest, ClerkInstance, ClerkInstanceSpec, ClusterClerkInstance, InstanceKind,
         InstancePolicy, InstanceRef,
     },
-    clerk::{ClerkClient, ClientPool, RateLimit, SecretKey},
+    clerk::{ClerkClient, ClientPool, KeyFingerprint, RateLimit, SecretKey},
     governance::{api_url::ApiUrlPolicy, gate::InstanceView},
 };
 
@@ -68,6 +68,9 @@ pub struct Instances {
     /// after its instance or key Secret is gone (a namespace being deleted removes Secrets
     /// before the requests' finalizers have run).
     last_known: Mutex<HashMap<InstanceId, ClerkClient>>,
+    /// The last client seen for each key, so that a token is revoked through the key that
+    /// made it after its instance was pointed at another.
+    by_key: Mutex<HashMap<KeyFingerprint, ClerkClient>>,
 }
 
 impl Instances {
@@ -84,6 +87,7 @@ impl Instances {
             api_urls,
             finished_after: Mutex::default(),
             last_known: Mutex::default(),
+            by_key: Mutex::default(),
         }
     }
 
@@ -144,6 +148,10 @@ impl Instances {
             .map_err(|e| Error::InstanceNotReady(format!("{}: {e}", describe(&id))))?;
         let described = describe(&id);
         self.last_known.lock().unwrap().insert(id, client.clone());
+        self.by_key
+            .lock()
+            .unwrap()
+            .insert(client.key_fingerprint(), client.clone());
         Ok(Resolved {
             client,
             limits: limits(&spec),
@@ -153,19 +161,41 @@ impl Instances {
         })
     }
 
-    /// A client able to revoke the request's token: the instance as it is now, or failing
-    /// that, the last client that worked for it. `None` when nothing can reach it.
-    pub async fn for_revoke(&self, request: &ActorTokenRequest) -> Option<ClerkClient> {
-        match self.resolve(request).await {
-            Ok(resolved) => Some(resolved.client),
+    /// A client to revoke a token of `request` that `key` issued: the instance as it is now
+    /// if it still uses that key, else the last client seen with that key, else the
+    /// instance's current client (whose "not found" then proves nothing), else the last one
+    /// that worked for the instance. An error when none can be had just now (the instance or
+    /// its key can't be read, and this process never used them): a reason to try again,
+    /// never to let go.
+    pub async fn for_revoke(
+        &self,
+        request: &ActorTokenRequest,
+        key: Option<KeyFingerprint>,
+    ) -> Result<ClerkClient, Error> {
+        let current = self.resolve(request).await.map(|resolved| resolved.client);
+        if let Ok(client) = &current
+            && key.is_none_or(|key| client.key_fingerprint() == key)
+        {
+            return current;
+        }
+        if let Some(key) = key
+            && let Some(known) = self.by_key.lock().unwrap().get(&key).cloned()
+        {
+            tracing::info!(%key, "revoking through the key that issued the token");
+            return Ok(known);
+        }
+        match current {
+            Ok(client) => Ok(client),
             Err(error) => {
                 let namespace = request.metadata.namespace.clone().unwrap_or_default();
                 let id = instance_id(&request.spec.instance_ref, &namespace);
-                let known = self.last_known.lock().unwrap().get(&id).cloned();
-                if known.is_some() {
-                    tracing::info!(%error, "instance unavailable; revoking with its last known client");
+                match self.last_known.lock().unwrap().get(&id).cloned() {
+                    Some(known) => {
+                        tracing::info!(%error, "instance unavailable; revoking with its last known client");
+                        Ok(known)
+                    }
+                    None => Err(error),
                 }
-                known
             }
         }
     }

@@ -4,8 +4,11 @@
 pub mod apply;
 pub mod decide;
 mod error;
+pub mod fairness;
 pub mod instance;
 pub mod instance_status;
+pub mod records;
+pub mod seal;
 pub mod secret;
 
 use std::{
@@ -25,9 +28,14 @@ use tracing::{Instrument, debug, warn};
 use self::{
     apply::{Next, View},
     decide::{Step, decide, retry::retry_delay},
+    fairness::{FairShare, Work},
     instance::Instances,
+    seal::SealKey,
 };
-use crate::{api::ActorTokenRequest, metrics::Metrics};
+use crate::{
+    api::{ActorTokenRequest, Phase},
+    metrics::Metrics,
+};
 
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
@@ -37,17 +45,33 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The operator's own username: it never approves, so a decision by it never counts.
     pub operator: String,
+    /// The key the operator seals its token records with.
+    pub seal: SealKey,
+    /// Each namespace's share of the reconcile slots.
+    pub fair_share: Arc<FairShare>,
     /// Consecutive failures per request (by UID), for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Per request (by UID) whose last reconcile minted a token and failed: no new mint
+    /// before this time, whatever wakes it (its own status write would at once).
+    mint_not_before: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
+    /// How long `request` must still wait before minting again, after a failed mint.
+    pub fn mint_wait(&self, request: &ActorTokenRequest) -> Option<Duration> {
+        let uid = request.uid()?;
+        let not_before = *self.mint_not_before.lock().unwrap().get(&uid)?;
+        not_before.checked_duration_since(Instant::now())
+    }
+
     pub fn new(
         client: Client,
         recorder: Recorder,
         instances: Instances,
         metrics: Arc<Metrics>,
         operator: String,
+        seal: SealKey,
+        concurrency: usize,
     ) -> Self {
         Self {
             client,
@@ -55,7 +79,10 @@ impl Context {
             instances,
             metrics,
             operator,
+            seal,
+            fair_share: FairShare::new(concurrency),
             failures: Mutex::default(),
+            mint_not_before: Mutex::default(),
         }
     }
 }
@@ -68,25 +95,42 @@ pub async fn reconcile(
     request: Arc<ActorTokenRequest>,
     ctx: Arc<Context>,
 ) -> Result<Requeue, Error> {
+    // Past its namespace's share of the slots, come back shortly having done nothing (no API
+    // call): the slot goes to another namespace meanwhile.
+    let namespace = request.namespace().unwrap_or_default();
+    let Some(_slot) = ctx.fair_share.enter(&namespace, work(&request)) else {
+        ctx.metrics.reconciles_deferred.inc();
+        let delay = Duration::from_millis(500).mul_f64(1.0 + rand::random::<f64>());
+        return Ok(Requeue::requeue(delay));
+    };
     let started = Instant::now();
     let mut current = (*request).clone();
     let span = tracing::info_span!(
         "reconcile",
         request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any())
     );
+    let mut deferred = false;
     let result = async {
         // The first view comes from the watch cache; every later one from the API server
         // itself (our own write's answer, or a read after a conflict).
         let mut view = View::Cached;
         for _ in 0..MAX_STEPS {
             let secret = observe_secret(&current, &ctx).await?;
-            let state = secret::secret_state(&current, secret.as_ref());
-            let step = decide(&current, &state, Timestamp::now());
+            // Only records the operator wrote are acted on (see `seal`).
+            let now = Timestamp::now();
+            let vetted = records::vet(&current, &ctx.seal, now);
+            let state = secret::secret_state(&vetted.request, secret.as_ref(), &ctx.seal, now);
+            let untrusted = !vetted.untrusted.is_empty();
+            let step = decide(&vetted.request, &state, untrusted, now);
             if !matches!(step, Step::Wait { .. }) {
                 debug!(?step, "acting");
             }
-            match apply::apply(step, &current, view, secret.as_ref(), &ctx).await? {
+            match apply::apply(step, &current, &vetted, view, secret.as_ref(), &ctx).await? {
                 Next::Done(requeue) => return Ok(requeue),
+                Next::Deferred(requeue) => {
+                    deferred = true;
+                    return Ok(requeue);
+                }
                 Next::Again(updated) => {
                     current = *updated;
                     view = View::Fresh;
@@ -108,13 +152,23 @@ pub async fn reconcile(
     });
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_ok());
-    if result.is_ok() {
-        ctx.failures
-            .lock()
-            .unwrap()
-            .remove(&request.uid().unwrap_or_default());
+    // A reconcile put off by a backoff is no success: the backoff keeps growing.
+    if result.is_ok() && !deferred {
+        let uid = request.uid().unwrap_or_default();
+        ctx.failures.lock().unwrap().remove(&uid);
+        ctx.mint_not_before.lock().unwrap().remove(&uid);
     }
     result
+}
+
+/// What a reconcile of `request` will most likely do, as far as the cached copy tells: for
+/// the namespace's share of the slots, revocations come before issuing.
+fn work(request: &ActorTokenRequest) -> Work {
+    let status = request.status.as_ref();
+    let revoking = request.metadata.deletion_timestamp.is_some()
+        || status.is_some_and(|s| !s.pending_revokes.is_empty())
+        || request.phase() == Some(Phase::Issued);
+    if revoking { Work::Revoke } else { Work::Issue }
 }
 
 /// The request's Secret, read from the API server, not a cache: `decide` revokes tokens when
@@ -162,6 +216,12 @@ pub fn error_policy(request: Arc<ActorTokenRequest>, error: &Error, ctx: Arc<Con
             Duration::try_from(expires_at.0.duration_since(Timestamp::now())).unwrap_or_default()
         });
     let delay = retry_delay(error, attempt, rand::random::<f64>(), left_before_expiry);
+    if error.may_follow_a_mint() {
+        ctx.mint_not_before
+            .lock()
+            .unwrap()
+            .insert(request.uid().unwrap_or_default(), Instant::now() + delay);
+    }
     warn!(
         request = %format!("{}/{}", request.namespace().unwrap_or_default(), request.name_any()),
         error = %error, reason = error.reason(), attempt, retry_in = ?delay, "reconcile failed"

@@ -58,6 +58,20 @@ pub async fn run(
         .await
         .context("asking the API server who the operator is (SelfSubjectReview)")?;
     tracing::info!(%operator, "authenticated");
+    let seal = super::seal_key::load_or_create(
+        client.clone(),
+        &settings.cluster_instance_namespace,
+        &settings.seal_secret,
+    )
+    .await?;
+    // On shutdown, no Clerk call waits or retries any more: in-flight reconciles end soon.
+    tokio::spawn({
+        let (pool, shutdown) = (pool.clone(), shutdown.clone());
+        async move {
+            shutdown.requested().await;
+            pool.drain();
+        }
+    });
     let ctx = Arc::new(Context::new(
         client.clone(),
         Recorder::new(client.clone(), reporter),
@@ -69,6 +83,8 @@ pub async fn run(
         ),
         metrics.clone(),
         operator,
+        seal,
+        usize::from(settings.concurrency),
     ));
     let instance_ctx = Arc::new(InstanceContext {
         client: client.clone(),
@@ -191,10 +207,18 @@ pub async fn run(
         }
         std::future::pending::<()>().await
     };
-    // Controllers end only on shutdown: in-flight reconciles finish first, none start.
+    // Controllers end only on shutdown: in-flight reconciles finish first, none start. Those
+    // still running after the shutdown timeout are dropped, as a kill would (the loss window
+    // the README describes), rather than outlive the pod's grace period.
+    let deadline = async {
+        shutdown.clone().requested().await;
+        tokio::time::sleep(settings.shutdown_timeout).await;
+        tracing::warn!(timeout = ?settings.shutdown_timeout, "reconciles still running at the shutdown timeout; stopping them");
+    };
     tokio::select! {
         _ = join_all(controllers) => {}
         _ = synced => {}
+        _ = deadline => {}
     }
     Ok(())
 }

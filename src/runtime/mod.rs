@@ -3,6 +3,7 @@
 
 mod controllers;
 pub mod leader;
+mod seal_key;
 pub mod server;
 mod telemetry;
 
@@ -26,6 +27,11 @@ pub struct Settings {
     pub leader_election: Option<LeaseSettings>,
     /// Where a Clerk secret key may be sent.
     pub api_urls: crate::governance::api_url::ApiUrlPolicy,
+    /// The Secret, in `cluster_instance_namespace`, holding the token seal key.
+    pub seal_secret: String,
+    /// How long in-flight reconciles may take to finish after SIGTERM before the process
+    /// stops them: keep it under the pod's termination grace period.
+    pub shutdown_timeout: Duration,
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use actor_token_operator::api::{ActorTokenRequest, Phase};
+use actor_token_operator::{
+    api::{ActorTokenRequest, Phase},
+    reconcile::seal::SealKey,
+};
 use clerk_sim::{Faults, SimConfig, Simulator};
 use k8s_openapi::{
     api::{core::v1::Secret, events::v1::Event},
@@ -323,6 +326,20 @@ impl Env {
             kubeconfig: None,
             extra_args: &args,
         })
+    }
+
+    /// The key the operators of this namespace seal their token records with (from the
+    /// Secret the first of them created), to play an operator replica in a test.
+    pub async fn seal_key(&self) -> SealKey {
+        let secret = eventually(WAIT, "the token seal key Secret", || async {
+            self.secrets
+                .get_opt("actor-token-operator-token-seal")
+                .await
+                .unwrap()
+        })
+        .await;
+        let key = secret.data.as_ref().unwrap()["sealKey"].0.clone();
+        SealKey::new(key, secret.metadata.creation_timestamp.unwrap().0).unwrap()
     }
 
     /// A counter or gauge from the current operator's /metrics; `None` until it serves, or

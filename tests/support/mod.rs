@@ -71,6 +71,18 @@ impl ControlPlane {
         }
     }
 
+    /// A client that acts as `user` (the admin impersonating them), with that user's RBAC
+    /// and nothing more.
+    pub async fn client_as(&self, user: &str) -> Client {
+        let kubeconfig =
+            Kubeconfig::read_from(&self.kubeconfig).expect("read the envtest kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("load the envtest kubeconfig");
+        config.auth_info.impersonate = Some(user.to_owned());
+        Client::try_from(config).expect("build a kube client")
+    }
+
     /// A client with the admin identity.
     pub async fn client(&self) -> Client {
         let kubeconfig =
@@ -103,13 +115,27 @@ pub fn repo_root() -> &'static Path {
 /// `ENVTEST_DIR`; a test binary run on its own starts a private one that stops when the binary
 /// exits (the control plane's supervisor watches this process).
 pub fn control_plane() -> &'static ControlPlane {
+    plane(false)
+}
+
+/// A control plane of this test binary's own, even where `ENVTEST_DIR` names a shared one:
+/// for a test whose operator must serve every namespace, which on a shared plane would act on
+/// other tests' requests. Call it before anything else touches the control plane.
+pub fn private_control_plane() -> &'static ControlPlane {
+    let plane = plane(true);
+    assert!(plane.private, "the shared control plane was set up first");
+    plane
+}
+
+fn plane(private: bool) -> &'static ControlPlane {
     static PLANE: OnceLock<ControlPlane> = OnceLock::new();
     PLANE.get_or_init(|| {
         let script = repo_root().join("hack/envtest.sh");
         let mut cmd = Command::new("bash");
         cmd.arg(&script).arg("start");
-        let private = std::env::var_os("ENVTEST_DIR").is_none();
-        let state = match std::env::var_os("ENVTEST_DIR") {
+        let shared = std::env::var_os("ENVTEST_DIR").filter(|_| !private);
+        let private = shared.is_none();
+        let state = match shared {
             Some(dir) => PathBuf::from(dir),
             None => {
                 let dir = repo_root()

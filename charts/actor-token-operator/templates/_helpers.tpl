@@ -123,3 +123,17 @@ that needs it.
   resources: ["clusterclerkinstances/status"]
   verbs: ["patch"]
 {{- end }}
+
+{{/*
+What the operator does in its own (the release) namespace when watchNamespaces is set (with
+all namespaces, the ClusterRole covers it).
+*/}}
+{{- define "actor-token-operator.operatorNamespaceRules" -}}
+# ClusterClerkInstances' key Secrets are read by name (reconcile/instance.rs,
+# instance_status.rs), and so is the token seal key (runtime/seal_key.rs), which the first
+# replica creates if it is missing: RBAC can't limit create to one name. Nothing is listed,
+# updated or deleted here.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
+{{- end }}

@@ -6,6 +6,7 @@
 //! - `gate`: who may impersonate whom, and approval, checked before every mint
 //! - `issue`: mint, deliver, mark issued
 //! - `revoke`: revoke at Clerk, keep what can't be revoked yet in `pendingRevokes`
+//! - `sessions`: end the impersonation sessions a request's tokens opened
 //! - `finish`: expiry, a deleted Secret, the finalizer
 //! - `secrets`: writing and deleting the link's Secret
 //! - `status`: status and finalizer writes, conditional on the version decided on
@@ -18,6 +19,7 @@ mod gate;
 mod issue;
 mod revoke;
 mod secrets;
+mod sessions;
 mod status;
 
 use std::time::Duration;
@@ -25,8 +27,10 @@ use std::time::Duration;
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{ResourceExt, runtime::controller::Action as Requeue};
 
+use tracing::warn;
+
 use self::status::{newer_than_cached, refetch, set_finalizers};
-use super::{Context, Error, decide::Step, error::is_conflict};
+use super::{Context, Error, decide::Step, error::is_conflict, records::Vetted};
 use crate::api::{ActorTokenRequest, FINALIZER};
 
 /// Where the request a decision was made on came from.
@@ -42,17 +46,23 @@ pub enum View {
 /// it now is.
 pub enum Next {
     Done(Requeue),
+    /// Nothing was tried: a backoff still runs (come back then; it is no success).
+    Deferred(Requeue),
     Again(Box<ActorTokenRequest>),
 }
 
+/// Carries out `step` on the request `read` from the cache or the API server, as `vetted`:
+/// every step but dropping untrusted records acts on the request without them.
 pub async fn apply(
     step: Step,
-    request: &ActorTokenRequest,
+    read: &ActorTokenRequest,
+    vetted: &Vetted,
     view: View,
     secret: Option<&Secret>,
     ctx: &Context,
 ) -> Result<Next, Error> {
     let now = Timestamp::now();
+    let request = &vetted.request;
     match step {
         Step::Wait { until: Some(at) } => Ok(Next::Done(Requeue::requeue(until(at, now)))),
         Step::Wait { until: None }
@@ -63,39 +73,72 @@ pub async fn apply(
         }
         Step::Wait { until: None } => Ok(Next::Done(Requeue::await_change())),
         Step::AddFinalizer => add_finalizer(request, ctx).await,
+        Step::DropUntrusted => drop_untrusted(read, vetted, ctx).await,
         Step::Issue => issue::issue(request, view, ctx).await,
         Step::FailSecretConflict => {
             issue::fail_secret_conflict(request, None, ctx).await?;
             Ok(Next::Done(Requeue::await_change()))
         }
+        Step::FailMintLimit => issue::fail_mint_limit(request, ctx).await,
         Step::MarkIssued(delivered) => {
             // Most often the cache just lags behind our own `Issued` write: a read is cheaper
             // than a write refused with a conflict.
             if let Some(newer) = newer_than_cached(request, view, ctx).await? {
                 return Ok(newer);
             }
-            issue::mark_issued(request, &delivered, ctx).await
+            issue::mark_issued(request, &delivered, false, ctx).await
         }
-        Step::RevokeUndelivered { token_id } => revoke::set_aside(request, &token_id, ctx).await,
+        Step::RevokeUndelivered(token) => revoke::set_aside(request, &token, ctx).await,
         Step::RevokePending => revoke::revoke_pending(request, secret, ctx).await,
         Step::Expire {
-            token_id,
+            token,
             delete_secret,
         } => {
             let secret = delete_secret.then_some(secret).flatten();
-            finish::expire(request, token_id, secret, ctx).await
+            finish::expire(request, token, secret, ctx).await
         }
-        Step::RevokeForDeletedSecret { token } => {
-            finish::revoke_for_deleted_secret(request, token, ctx).await
+        Step::RevokeForDeletedSecret { token, sweep } => {
+            finish::revoke_for_deleted_secret(request, token, sweep, ctx).await
         }
         Step::Finalize {
             revoke,
+            sweep,
             delete_secret,
         } => {
             let secret = delete_secret.then_some(secret).flatten();
-            finish::finalize(request, revoke, secret, ctx).await
+            finish::finalize(request, revoke, sweep, secret, ctx).await
         }
     }
+}
+
+/// Drops from `read`'s status the token records the operator didn't write (`vetted` is
+/// `read` without them), with a Warning event naming them: no token is revoked on their word.
+async fn drop_untrusted(
+    read: &ActorTokenRequest,
+    vetted: &Vetted,
+    ctx: &Context,
+) -> Result<Next, Error> {
+    let status = vetted.request.status.clone().unwrap_or_default();
+    let next = status::write_and_decide_again(read, status, ctx).await?;
+    ctx.metrics
+        .token_records_rejected
+        .inc_by(vetted.untrusted.len() as u64);
+    warn!(token_ids = ?vetted.untrusted, "token records the operator did not write were dropped");
+    let note = format!(
+        "Ignored token record(s) {} in the status: not written by the operator (no valid \
+         seal). No token was revoked on their account.",
+        vetted.untrusted.join(", ")
+    );
+    events::publish(
+        ctx,
+        read,
+        kube::runtime::events::EventType::Warning,
+        "TokenRecordRejected",
+        "Verify",
+        note,
+    )
+    .await;
+    Ok(next)
 }
 
 async fn add_finalizer(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {

@@ -1,7 +1,7 @@
 //! Writing and deleting the Secret that carries a token's link. Only ever a Secret written
 //! for this very request: anyone else's is left exactly as it is.
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, PostParams, Preconditions},
@@ -11,8 +11,11 @@ use crate::{
     api::{ActorTokenRequest, MANAGER},
     reconcile::{
         Context, Error,
-        decide::{SecretState, issue::Delivery},
-        error::{is_already_exists, is_conflict, is_not_found},
+        decide::{
+            SecretState,
+            issue::{Delivery, refusal_is_final},
+        },
+        error::{is_already_exists, is_conflict, is_not_found, refusal_code},
         secret::{self, secret_for, secret_state},
     },
 };
@@ -45,25 +48,27 @@ pub(super) async fn deliver(
     let failure = match secrets.create(&pp, &desired).await {
         Ok(_) => return (Delivery::Written, None),
         Err(e) if is_already_exists(&e) => match secrets.get_opt(&name).await {
-            Ok(Some(existing)) => match secret_state(request, Some(&existing)) {
-                SecretState::Ours { delivered: None } => {
-                    // No `update` on Secrets: a delete at this very version, then a create.
-                    // A second operator doing the same loses one of the two with a conflict.
-                    match delete_exactly(&secrets, &existing).await {
-                        Ok(()) => match secrets.create(&pp, &desired).await {
-                            Ok(_) => return (Delivery::Written, None),
+            Ok(Some(existing)) => {
+                match secret_state(request, Some(&existing), &ctx.seal, Timestamp::now()) {
+                    SecretState::Ours { delivered: None } => {
+                        // No `update` on Secrets: a delete at this very version, then a create.
+                        // A second operator doing the same loses one of the two with a conflict.
+                        match delete_exactly(&secrets, &existing).await {
+                            Ok(()) => match secrets.create(&pp, &desired).await {
+                                Ok(_) => return (Delivery::Written, None),
+                                Err(e) => e,
+                            },
                             Err(e) => e,
-                        },
-                        Err(e) => e,
+                        }
+                    }
+                    SecretState::Ours { delivered: Some(_) } => {
+                        return (Delivery::HoldsAnotherToken, None);
+                    }
+                    SecretState::Foreign | SecretState::Absent => {
+                        return (Delivery::NameTaken, None);
                     }
                 }
-                SecretState::Ours { delivered: Some(_) } => {
-                    return (Delivery::HoldsAnotherToken, None);
-                }
-                SecretState::Foreign | SecretState::Absent => {
-                    return (Delivery::NameTaken, None);
-                }
-            },
+            }
             // Deleted in between: the caller revokes, and tries again from the top.
             Ok(None) => kube::Error::Api(Box::new(
                 kube::core::Status::failure("Secret vanished while being written", "Conflict")
@@ -74,10 +79,16 @@ pub(super) async fn deliver(
         Err(e) => e,
     };
     let found = match secrets.get_opt(&name).await {
-        Ok(secret) => Some(secret_state(request, secret.as_ref())),
+        Ok(secret) => Some(secret_state(
+            request,
+            secret.as_ref(),
+            &ctx.seal,
+            Timestamp::now(),
+        )),
         Err(_) => None,
     };
-    (Delivery::Failed { found }, Some(error(failure)))
+    let for_good = refusal_code(&failure).is_some_and(refusal_is_final);
+    (Delivery::Failed { found, for_good }, Some(error(failure)))
 }
 
 /// Deletes `secret`, the very one seen as ours (by UID); gone already counts as done.

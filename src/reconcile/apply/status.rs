@@ -86,11 +86,20 @@ pub(super) fn waiting_status_of(
 }
 
 /// Shows why the request is waiting. Best effort: the error itself is what gets retried.
-pub(super) async fn set_waiting(request: &ActorTokenRequest, error: &Error, ctx: &Context) {
-    if let Err(e) = write_status(request, waiting_status(request, error), ctx).await
-        && !is_conflict(&e)
-    {
-        warn!(error = %e, "could not write the status");
+/// Returns whether that was news (the status changed).
+pub(super) async fn set_waiting(request: &ActorTokenRequest, error: &Error, ctx: &Context) -> bool {
+    let status = waiting_status(request, error);
+    if request.status.as_ref() == Some(&status) {
+        return false;
+    }
+    match write_status(request, status, ctx).await {
+        Ok(_) => true,
+        Err(e) => {
+            if !is_conflict(&e) {
+                warn!(error = %e, "could not write the status");
+            }
+            false
+        }
     }
 }
 

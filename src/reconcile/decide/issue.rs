@@ -48,8 +48,21 @@ pub enum Delivery {
     /// delivered first.
     HoldsAnotherToken,
     /// The write failed; `found` is the Secret as read again afterwards (the write may have
-    /// happened all the same), or `None` when it couldn't be read either.
-    Failed { found: Option<SecretState> },
+    /// happened all the same), or `None` when it couldn't be read either. `for_good`: the
+    /// API server refused the Secret itself (see [`refusal_is_final`]).
+    Failed {
+        found: Option<SecretState>,
+        for_good: bool,
+    },
+}
+
+/// Will the API server refuse this Secret again, however often it is sent? Yes for an
+/// invalid Secret (400, 422: a label value, say), one that admission turns away (403: a quota,
+/// a policy engine, a namespace being deleted) or one too large (413). No for a conflict,
+/// a timeout, throttling or a server error. Minting on after such a refusal only makes tokens
+/// that reach no one.
+pub fn refusal_is_final(http_status: u16) -> bool {
+    matches!(http_status, 400 | 403 | 413 | 422)
 }
 
 /// How to go on after delivering the token `minted`.
@@ -65,6 +78,9 @@ pub enum AfterDelivery {
     RevokeAndDecideAgain,
     /// The link reached nobody: revoke the token, show why the request waits, retry.
     RevokeAndRetry,
+    /// The API server will never take this Secret: revoke the token and fail the request,
+    /// saying what was refused. One token minted and revoked, not one per retry.
+    RevokeAndFailRefused,
     /// Nobody can tell whether the link reached the Secret: set the token aside for
     /// revoking (which also deletes the Secret if it did), and retry.
     SetAside,
@@ -79,9 +95,14 @@ pub fn after_delivery(delivery: &Delivery, minted: &str) -> AfterDelivery {
             found: Some(SecretState::Ours {
                 delivered: Some(found),
             }),
+            ..
         } if found.token_id == minted => AfterDelivery::MarkIssued,
-        Delivery::Failed { found: Some(_) } => AfterDelivery::RevokeAndRetry,
-        Delivery::Failed { found: None } => AfterDelivery::SetAside,
+        Delivery::Failed {
+            found: Some(_),
+            for_good: true,
+        } => AfterDelivery::RevokeAndFailRefused,
+        Delivery::Failed { found: Some(_), .. } => AfterDelivery::RevokeAndRetry,
+        Delivery::Failed { found: None, .. } => AfterDelivery::SetAside,
     }
 }
 
@@ -154,8 +175,17 @@ mod tests {
                 token_id: token.into(),
                 issued_at: None,
                 expires_at: None,
+                key: None,
+                seal: None,
             }),
         })
+    }
+
+    fn failed(found: Option<SecretState>) -> Delivery {
+        Delivery::Failed {
+            found,
+            for_good: false,
+        }
     }
 
     #[test]
@@ -178,12 +208,7 @@ mod tests {
     fn a_failed_write_is_judged_by_what_the_secret_holds_after() {
         // The write happened after all: the Secret is the record.
         assert_eq!(
-            after_delivery(
-                &Delivery::Failed {
-                    found: ours("act_1")
-                },
-                "act_1"
-            ),
+            after_delivery(&failed(ours("act_1")), "act_1"),
             AfterDelivery::MarkIssued
         );
         for found in [
@@ -193,19 +218,42 @@ mod tests {
             Some(SecretState::Ours { delivered: None }),
         ] {
             assert_eq!(
-                after_delivery(
-                    &Delivery::Failed {
-                        found: found.clone()
-                    },
-                    "act_1"
-                ),
+                after_delivery(&failed(found.clone()), "act_1"),
                 AfterDelivery::RevokeAndRetry,
                 "{found:?}"
             );
         }
         assert_eq!(
-            after_delivery(&Delivery::Failed { found: None }, "act_1"),
+            after_delivery(&failed(None), "act_1"),
             AfterDelivery::SetAside
         );
+    }
+
+    #[test]
+    fn a_secret_the_api_server_refuses_for_good_fails_after_one_token() {
+        let refused = |found| Delivery::Failed {
+            found,
+            for_good: true,
+        };
+        assert_eq!(
+            after_delivery(&refused(Some(SecretState::Absent)), "act_1"),
+            AfterDelivery::RevokeAndFailRefused
+        );
+        // Written after all: the refusal was of a retry, not of the Secret.
+        assert_eq!(
+            after_delivery(&refused(ours("act_1")), "act_1"),
+            AfterDelivery::MarkIssued
+        );
+        // Nobody can tell where the link went: set aside, as for any failure.
+        assert_eq!(
+            after_delivery(&refused(None), "act_1"),
+            AfterDelivery::SetAside
+        );
+        for status in [400, 403, 413, 422] {
+            assert!(refusal_is_final(status), "{status}");
+        }
+        for status in [404, 409, 410, 429, 500, 503, 504] {
+            assert!(!refusal_is_final(status), "{status}");
+        }
     }
 }

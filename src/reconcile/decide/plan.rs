@@ -1,11 +1,12 @@
 //! What Clerk is asked for: the token a request's spec describes, within what its instance
-//! allows.
+//! allows, its actor stamped with where it came from (`provenance`).
 
 use std::time::Duration;
 
 use crate::{
     api::{ActorTokenRequestSpec, duration::humanize},
     clerk::NewActorToken,
+    governance::provenance::{Provenance, stamp},
 };
 
 /// What a request may ask of its instance.
@@ -15,8 +16,14 @@ pub struct Limits {
     pub max_session_duration: Duration,
 }
 
-/// The token to ask Clerk for, or why this instance can't serve the request as written.
-pub fn plan_token(spec: &ActorTokenRequestSpec, limits: &Limits) -> Result<NewActorToken, String> {
+/// The token to ask Clerk for, or why this instance can't serve the request as written. The
+/// actor is the spec's, with `provenance` under the operator's own key: whatever the spec
+/// put there is overwritten, so no request can pass for another.
+pub fn plan_token(
+    spec: &ActorTokenRequestSpec,
+    limits: &Limits,
+    provenance: &Provenance,
+) -> Result<NewActorToken, String> {
     let expires_in = spec
         .expires_in
         .to_duration()
@@ -39,9 +46,11 @@ pub fn plan_token(spec: &ActorTokenRequestSpec, limits: &Limits) -> Result<NewAc
             humanize(limits.max_session_duration)
         ));
     }
+    let mut actor = spec.actor.to_clerk();
+    stamp(&mut actor, provenance);
     Ok(NewActorToken {
         user_id: spec.user_id.clone(),
-        actor: spec.actor.to_clerk(),
+        actor,
         expires_in_seconds: expires_in.as_secs(),
         session_max_duration_in_seconds: session.as_secs(),
     })
@@ -52,7 +61,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::ActorTokenRequest;
+    use crate::{api::ActorTokenRequest, governance::provenance::PROVENANCE_KEY};
+
+    fn provenance(r: &ActorTokenRequest) -> Provenance {
+        Provenance::of(r, None, crate::api::ProvenanceMode::Full).unwrap()
+    }
+
+    fn any_length() -> Limits {
+        Limits {
+            max_expires_in: Duration::from_secs(86400),
+            max_session_duration: Duration::from_secs(86400),
+        }
+    }
 
     fn request() -> ActorTokenRequest {
         serde_json::from_value(json!({
@@ -75,7 +95,7 @@ mod tests {
             max_expires_in: Duration::from_secs(86400),
             max_session_duration: Duration::from_secs(86400),
         };
-        let token = plan_token(&r.spec, &limits).unwrap();
+        let token = plan_token(&r.spec, &limits, &provenance(&r)).unwrap();
         assert_eq!(token.user_id, "user_abc");
         assert_eq!(token.expires_in_seconds, 3600);
         assert_eq!(token.session_max_duration_in_seconds, 1800);
@@ -90,7 +110,7 @@ mod tests {
             max_expires_in: Duration::from_secs(900),
             max_session_duration: Duration::from_secs(86400),
         };
-        let error = plan_token(&r.spec, &tight).unwrap_err();
+        let error = plan_token(&r.spec, &tight, &provenance(&r)).unwrap_err();
         assert!(
             error.contains("spec.expiresIn 1h") && error.contains("15m"),
             "{error}"
@@ -100,9 +120,35 @@ mod tests {
             max_session_duration: Duration::from_secs(600),
         };
         assert!(
-            plan_token(&r.spec, &tight)
+            plan_token(&r.spec, &tight, &provenance(&r))
                 .unwrap_err()
                 .contains("sessionMaxDuration")
+        );
+    }
+
+    #[test]
+    fn the_actor_carries_the_requests_provenance() {
+        let r = request();
+        let token = plan_token(&r.spec, &any_length(), &provenance(&r)).unwrap();
+        assert_eq!(
+            token.actor[PROVENANCE_KEY],
+            json!({ "request": { "namespace": "team", "name": "support-1234", "uid": "u-1" } })
+        );
+    }
+
+    #[test]
+    fn a_provenance_forged_in_the_spec_does_not_survive() {
+        let mut r = request();
+        r.spec.actor.extra.insert(
+            PROVENANCE_KEY.into(),
+            json!({ "request": { "namespace": "other", "name": "victim", "uid": "victim-uid" } }),
+        );
+        let token = plan_token(&r.spec, &any_length(), &provenance(&r)).unwrap();
+        assert_eq!(token.actor[PROVENANCE_KEY]["request"]["uid"], json!("u-1"));
+        assert!(
+            !serde_json::Value::Object(token.actor)
+                .to_string()
+                .contains("victim")
         );
     }
 }

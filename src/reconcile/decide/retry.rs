@@ -20,9 +20,13 @@ pub fn retry_delay(
     random: f64,
     left_before_expiry: Option<Duration>,
 ) -> Duration {
-    let delay = match error {
-        Error::Clerk(e) if e.retry_after().is_some() => e.retry_after().unwrap_or_default(),
-        Error::Clerk(ClerkError::Unauthorized { .. }) => AFTER_UNAUTHORIZED,
+    let clerk = match error {
+        Error::Clerk(e) | Error::Sessions { source: e, .. } => Some(e),
+        _ => None,
+    };
+    let delay = match clerk {
+        Some(e) if e.retry_after().is_some() => e.retry_after().unwrap_or_default(),
+        Some(ClerkError::Unauthorized { .. }) => AFTER_UNAUTHORIZED,
         _ => backoff(attempt, random),
     };
     match left_before_expiry {
