@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the operator. The cluster is found the standard way: in-cluster, or $KUBECONFIG,
     /// or ~/.kube/config.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print every CustomResourceDefinition as YAML.
     Crd,
     /// Print the admission policies (and their bindings) as the chart's template holds them.
@@ -138,6 +138,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => {
+            let args = *args;
             runtime::init_logging(args.log_format);
             let leader_election = args.leader_election.then(|| LeaseSettings {
                 namespace: args
