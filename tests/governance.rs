@@ -338,16 +338,20 @@ async fn the_token_carries_who_asked_and_why_in_its_actor() {
         "spec": { "apiUrl": env.sim.api_url(), "secretKeyRef": { "name": "clerk-key" }, "provenance": "Minimal" }
     }))
     .await;
-    create_as(&env, ALICE, "minimal", json!({ "reason": "TICKET-43" }))
+    let minimal_uid = create_as(&env, ALICE, "minimal", json!({ "reason": "TICKET-43" }))
         .await
+        .unwrap()
+        .metadata
+        .uid
         .unwrap();
     env.wait_phase("minimal", Phase::Issued).await;
+    // Minimal provenance names the request by its UID alone.
     let minimal = env
         .sim
         .tokens()
         .into_iter()
-        .find(|t| t.actor["actortokens.dev"]["request"]["name"] == "minimal")
-        .unwrap();
+        .find(|t| t.actor["actortokens.dev"]["request"]["uid"] == minimal_uid.as_str())
+        .expect("a token whose provenance names the request by its UID");
     let keys: Vec<_> = minimal.actor["actortokens.dev"]
         .as_object()
         .unwrap()
