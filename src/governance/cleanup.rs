@@ -8,7 +8,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use crate::api::{ActorTokenRequest, conditions};
 
 /// Labels and annotations by which Argo CD and Flux mark what they manage.
-const GITOPS_LABELS: [&str; 4] = [
+pub const GITOPS_LABELS: [&str; 4] = [
     // Argo CD's default tracking label (`application.resourceTrackingMethod: label`).
     "app.kubernetes.io/instance",
     "argocd.argoproj.io/instance",
@@ -16,7 +16,7 @@ const GITOPS_LABELS: [&str; 4] = [
     "kustomize.toolkit.fluxcd.io/name",
     "helm.toolkit.fluxcd.io/name",
 ];
-const GITOPS_ANNOTATIONS: [&str; 1] = [
+pub const GITOPS_ANNOTATIONS: [&str; 1] = [
     // Argo CD's annotation tracking (`annotation` and `annotation+label`).
     "argocd.argoproj.io/tracking-id",
 ];

@@ -16,7 +16,7 @@ use crate::{
         audit::{self, AuditEvent},
         cleanup,
     },
-    reconcile::{Context, Error, error::is_not_found},
+    reconcile::{Context, Error, compact, error::is_not_found, read_whole},
 };
 
 /// For a finished request: delete it if its time has come, else wake at that time (or never).
@@ -28,6 +28,13 @@ pub(super) async fn settled(request: &ActorTokenRequest, ctx: &Context) -> Resul
     let now = Timestamp::now();
     if at > now {
         return Ok(Next::Done(Requeue::requeue(until(at, now))));
+    }
+    // Deleted and audited as the API server has it, never on a compact form's word.
+    if compact::is_compact(request) {
+        return Ok(match read_whole(request, ctx).await? {
+            Some(whole) => Next::Again(Box::new(whole)),
+            None => Next::Done(Requeue::await_change()),
+        });
     }
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
