@@ -12,7 +12,10 @@ use std::{
 
 use actor_token_operator::api::Phase;
 use clerk_sim::TokenStatus;
-use kube::config::Kubeconfig;
+use kube::{
+    api::{Patch, PatchParams},
+    config::Kubeconfig,
+};
 use serde_json::{Value, json};
 use std::process::Command;
 use support::{
@@ -388,7 +391,35 @@ async fn request_url_list_describe_and_revoke_end_to_end_without_approval() {
         .unwrap()
         .token_id
         .unwrap();
-    let out = run(people.plugin(ALICE), &["revoke", "t-1"]).await;
+    // The operator deletes the Secret just after it lets the request go. Someone's finalizer
+    // holds it here until alice's plugin is waiting on it: alice may only `get` Secrets (no
+    // `list`, so no watch), and her wait still ends when it is gone.
+    let hold = |finalizers: Value| {
+        let secrets = env.secrets.clone();
+        async move {
+            let patch = json!({ "metadata": { "finalizers": finalizers } });
+            secrets
+                .patch("t-1", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    hold(json!(["tests.actortokens.dev/hold"])).await;
+    let progress = people.dir.path().join("alice-revoke.err");
+    let mut cmd = people.plugin(ALICE);
+    cmd.args(["revoke", "t-1"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&progress).unwrap());
+    let revoking = cmd.spawn().unwrap();
+    wait_for_file_text(
+        &progress,
+        "alice's plugin to wait for the Secret",
+        "Secret t-1 to be deleted",
+    )
+    .await;
+    hold(Value::Null).await;
+    let mut out = finish(revoking).await;
+    out.stderr = std::fs::read(&progress).unwrap();
     expect_ok(&out, "revoke");
     assert!(env.requests.get_opt("t-1").await.unwrap().is_none());
     assert!(env.secrets.get_opt("t-1").await.unwrap().is_none());

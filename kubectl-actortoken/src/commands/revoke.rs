@@ -73,11 +73,15 @@ pub async fn run(cluster: &Cluster, name: &str, timeout: Duration) -> Result<(),
             if owned {
                 progress.waiting_for(&format!("Secret {secret_name} to be deleted"));
                 let secret_uid = secret.metadata.uid.clone().unwrap_or_default();
-                let gone =
-                    await_condition(secrets, &secret_name, conditions::is_deleted(&secret_uid));
+                let gone = secret_deleted(&secrets, &secret_name, &secret_uid);
                 match tokio::time::timeout(timeout, gone).await {
-                    Ok(Ok(_)) => format!("Secret {secret_name} deleted"),
-                    Ok(Err(e)) => return Err(Error::Other(format!("watching the Secret: {e}"))),
+                    Ok(Ok(())) => format!("Secret {secret_name} deleted"),
+                    Ok(Err(e)) => {
+                        return Err(from_kube(
+                            format!("reading Secret {}", cluster.named(&secret_name)),
+                            e,
+                        ));
+                    }
                     Err(_) => return Err(within(progress.current().to_string()).await),
                 }
             } else {
@@ -104,4 +108,19 @@ pub async fn run(cluster: &Cluster, name: &str, timeout: Duration) -> Result<(),
         cluster.named(name)
     );
     Ok(())
+}
+
+/// Resolves once the Secret with `uid` is gone. Polled with `get`, not watched: the role that
+/// reads links grants `get` alone (a watch needs `list`), and the operator deletes the Secret
+/// just after it lets the request go, so the wait is short.
+async fn secret_deleted(secrets: &Api<Secret>, name: &str, uid: &str) -> Result<(), kube::Error> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match secrets.get_opt(name).await? {
+            Some(secret) if secret.metadata.uid.as_deref() == Some(uid) => {}
+            _ => return Ok(()),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
 }
