@@ -338,6 +338,52 @@ pub fn grant(namespace: Option<&str>, name: &str, user: &str, rules: Value) {
             .collect::<Vec<_>>()
             .join("\n---\n"),
     );
+    wait_in_force(namespace, user, &rules);
+}
+
+/// Returns once the API server's authorizer grants `user` every rule of `rules` (its first
+/// verb on its first resource): RBAC takes effect a moment after the objects are written, and
+/// admission policies ask the same authorizer.
+fn wait_in_force(namespace: Option<&str>, user: &str, rules: &Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for rule in rules.as_array().into_iter().flatten() {
+        let first = |key: &str| rule[key].as_array().and_then(|a| a.first()?.as_str());
+        let (Some(verb), Some(resource)) = (first("verbs"), first("resources")) else {
+            continue;
+        };
+        let group = first("apiGroups").unwrap_or_default();
+        let (resource, subresource) = match resource.split_once('/') {
+            Some((resource, sub)) => (resource, Some(sub)),
+            None => (resource, None),
+        };
+        let mut target = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        if let Some(name) = first("resourceNames") {
+            target = format!("{target}/{name}");
+        }
+        loop {
+            let mut cmd = control_plane().kubectl();
+            cmd.args(["auth", "can-i", verb, &target, "--as", user, "--quiet"]);
+            if let Some(sub) = subresource {
+                cmd.arg(format!("--subresource={sub}"));
+            }
+            match namespace {
+                Some(ns) => cmd.args(["-n", ns]),
+                None => cmd.arg("--all-namespaces"),
+            };
+            if cmd.status().expect("run kubectl auth can-i").success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user} still may not {verb} {target} a minute after the grant"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 /// RBAC rules: make, read and delete requests.
