@@ -41,7 +41,8 @@ upgrade-test: tools ## upgrade from release UPGRADE_FROM (its CRDs and operator,
 	  $(CARGO) test --workspace --test upgrade -- --ignored --nocapture
 
 .PHONY: bench
-bench: tools ## measure speed and cost at scale (a control plane of its own + Clerk simulator); writes tests/bench/results/
+bench: tools ## speed, cost and memory at scale, beside a bare client and provider-http (own control plane + Clerk simulator); writes tests/bench/results/
+	@hack/bench/provider-http.sh >/dev/null
 	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
 
 .PHONY: e2e-gitops
