@@ -3,9 +3,29 @@
 //! not the benchmark's: it measures what they change (a finalizer put on at create, so an
 //! issue costs one write less; the SubjectAccessReviews the governance checks send).
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use crate::support::control_plane;
+use super::config::AdmissionPolicies;
+use crate::support::{admission::rendered_policies, control_plane, repo_root};
+
+/// The manifest to apply: the chart's policies rendered into target/bench-logs/, or the
+/// one given.
+pub fn manifest(policies: &AdmissionPolicies) -> PathBuf {
+    match policies {
+        AdmissionPolicies::Manifest(path) => path.clone(),
+        AdmissionPolicies::Chart => {
+            let dir = repo_root().join("target/bench-logs");
+            std::fs::create_dir_all(&dir).expect("create target/bench-logs");
+            let path = dir.join("admission-policies.yaml");
+            std::fs::write(&path, rendered_policies())
+                .expect("write the chart's admission policies");
+            path
+        }
+    }
+}
 
 /// Applies the manifest (server-side) and waits until its policies act on new requests (the
 /// API server loads policies a moment after they are stored): `acts` probes it, e.g. with a

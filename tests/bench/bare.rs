@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::{
     apiserver::{self, Writes},
-    cluster::{self, NewRequest, PHASE_LABEL, Recorder, now_ms},
+    cluster::{self, NewRequest, PHASE_LABEL, Recorder, Requester, now_ms},
     config::Config,
 };
 
@@ -50,16 +50,16 @@ pub struct Bare {
 }
 
 /// Runs the bare client over `config.requests` new requests of phase `phase` (created as the
-/// burst creates them, 32 in flight), then deletes them.
+/// burst creates them, 32 in flight, with the same requester), then deletes them.
 pub async fn run(
     config: &Config,
     client: &Client,
     recorder: &Recorder,
     phase: &'static str,
     namespaces: &[String],
-    with_admission_policy: bool,
+    requester: &Requester,
 ) -> Bare {
-    let requests = cluster::requests(config.requests, namespaces, phase, "clerk", "1h");
+    let requests = cluster::requests(config.requests, namespaces, phase, "clerk", "1h", requester);
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
@@ -99,7 +99,7 @@ pub async fn run(
         writes_per_issued: apiserver::per_request(&writes) as f64 / issued.max(1) as f64,
         writes,
         finalizer_patches,
-        with_admission_policy,
+        with_admission_policy: requester.stamped_by_admission(),
         issued_at_s: issued_ms
             .iter()
             .map(|t| (t - start) as f64 / 1000.0)

@@ -7,9 +7,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use actor_token_operator::api::{ActorTokenRequest, ClusterClerkInstance, Phase};
+use actor_token_operator::api::{ActorTokenRequest, ClusterClerkInstance, Phase, UserInfo};
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::{
+    authentication::v1::SelfSubjectReview,
+    core::v1::{Namespace, Secret},
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
@@ -72,7 +75,43 @@ pub async fn create_instance(
         .expect("create the ClusterClerkInstance");
 }
 
-/// One request to create: where, what it's called, for which phase and instance.
+/// Who a request says asked for it (`spec.requester`): the operator issues only for a
+/// requester the API server says may `use` the instance.
+#[derive(Clone, Debug)]
+pub enum Requester {
+    /// Typed in by the benchmark: its own identity, as the API server authenticates it. What
+    /// a client must do where the admission policies aren't installed (and what they check
+    /// where they are).
+    Typed(UserInfo),
+    /// Left out, for the admission policy to stamp (with the finalizer).
+    Stamped,
+}
+
+impl Requester {
+    pub fn stamped_by_admission(&self) -> bool {
+        matches!(self, Requester::Stamped)
+    }
+}
+
+/// The benchmark's own identity (a SelfSubjectReview), to type into `spec.requester`.
+pub async fn own_identity(client: &Client) -> UserInfo {
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("ask the API server who the benchmark is (SelfSubjectReview)");
+    let user = review
+        .status
+        .and_then(|s| s.user_info)
+        .expect("a SelfSubjectReview answers with the user");
+    UserInfo {
+        username: user.username.expect("the benchmark's user has a name"),
+        uid: user.uid.filter(|u| !u.is_empty()),
+        groups: user.groups.unwrap_or_default(),
+    }
+}
+
+/// One request to create: where, what it's called, for which phase and instance, and who
+/// asked.
 #[derive(Clone, Debug)]
 pub struct NewRequest {
     pub namespace: String,
@@ -80,6 +119,7 @@ pub struct NewRequest {
     pub phase: &'static str,
     pub instance: &'static str,
     pub expires_in: String,
+    pub requester: Requester,
 }
 
 impl NewRequest {
@@ -88,7 +128,7 @@ impl NewRequest {
     }
 
     fn object(&self, index: usize) -> ActorTokenRequest {
-        serde_json::from_value(json!({
+        let mut object = json!({
             "apiVersion": "actortokens.dev/v1alpha1", "kind": "ActorTokenRequest",
             "metadata": {
                 "name": self.name, "namespace": self.namespace,
@@ -101,8 +141,11 @@ impl NewRequest {
                 "instanceRef": { "kind": "ClusterClerkInstance", "name": self.instance },
                 "reason": "benchmark"
             }
-        }))
-        .unwrap()
+        });
+        if let Requester::Typed(me) = &self.requester {
+            object["spec"]["requester"] = serde_json::to_value(me).unwrap();
+        }
+        serde_json::from_value(object).unwrap()
     }
 }
 
@@ -131,6 +174,7 @@ pub fn requests(
     phase: &'static str,
     instance: &'static str,
     expires_in: &str,
+    requester: &Requester,
 ) -> Vec<NewRequest> {
     (0..n)
         .map(|i| NewRequest {
@@ -139,6 +183,7 @@ pub fn requests(
             phase,
             instance,
             expires_in: expires_in.to_owned(),
+            requester: requester.clone(),
         })
         .collect()
 }
@@ -364,6 +409,7 @@ pub async fn admission_adds_finalizer(client: &Client, namespace: &str) -> bool 
         phase: "probe",
         instance: "clerk",
         expires_in: "1h".into(),
+        requester: Requester::Stamped,
     };
     let pp = PostParams {
         dry_run: true,

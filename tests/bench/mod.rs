@@ -23,7 +23,7 @@ use clerk_sim::{Faults, Latency, RateLimit, SimConfig, Simulator};
 use kube::{Api, Client};
 
 use self::{
-    cluster::Recorder,
+    cluster::{Recorder, Requester},
     config::Config,
     operator::OperatorProcess,
     phases::BurstRun,
@@ -47,6 +47,10 @@ pub async fn run(config: Config) -> Results {
     let load_before = load_average();
     install_crds();
     let client = control_plane().client().await;
+    // Where the admission policies aren't installed, a request carries its requester as the
+    // client types it: the benchmark's own identity, which the operator's SubjectAccessReview
+    // then finds allowed to `use` the instances (a cluster admin).
+    let typed = Requester::Typed(cluster::own_identity(&client).await);
 
     let names = |prefix: &str, n: usize| -> Vec<String> {
         (0..n).map(|i| format!("{prefix}-{i}")).collect()
@@ -144,7 +148,7 @@ pub async fn run(config: Config) -> Results {
         "== bare client: the writes alone for {} requests, {} at once",
         config.requests, config.concurrency
     );
-    let bare = bare::run(&config, &client, &recorder, "bare", &bare_ns, false).await;
+    let bare = bare::run(&config, &client, &recorder, "bare", &bare_ns, &typed).await;
 
     let operator = OperatorProcess::start(
         OPERATOR_NS,
@@ -166,7 +170,7 @@ pub async fn run(config: Config) -> Results {
             requests: config.requests,
             clerk_limit: limit,
             namespaces: &burst_ns,
-            with_admission_policy: false,
+            requester: &typed,
         },
         &client,
         &recorder,
@@ -193,7 +197,7 @@ pub async fn run(config: Config) -> Results {
                 requests: config.dev_requests,
                 clerk_limit: DEV_LIMIT,
                 namespaces: &dev_ns,
-                with_admission_policy: false,
+                requester: &typed,
             },
             &client,
             &recorder,
@@ -211,7 +215,8 @@ pub async fn run(config: Config) -> Results {
 
     let with_policy = match &config.admission_policies {
         None => None,
-        Some(manifest) => {
+        Some(policies) => {
+            let manifest = &admission::manifest(policies);
             println!(
                 "== admission policies {}: bare client and burst again",
                 manifest.display()
@@ -220,8 +225,15 @@ pub async fn run(config: Config) -> Results {
                 cluster::admission_adds_finalizer(&client, &policy_ns[0])
             })
             .await;
-            let bare =
-                bare::run(&config, &client, &recorder, "bare-policy", &policy_ns, true).await;
+            let bare = bare::run(
+                &config,
+                &client,
+                &recorder,
+                "bare-policy",
+                &policy_ns,
+                &Requester::Stamped,
+            )
+            .await;
             let operator = OperatorProcess::start(
                 OPERATOR_NS,
                 config.concurrency,
@@ -236,7 +248,7 @@ pub async fn run(config: Config) -> Results {
                     requests: config.requests,
                     clerk_limit: limit,
                     namespaces: &policy_ns,
-                    with_admission_policy: true,
+                    requester: &Requester::Stamped,
                 },
                 &client,
                 &recorder,
@@ -248,7 +260,10 @@ pub async fn run(config: Config) -> Results {
             cluster::discard_phase(&client, &policy_ns, "burst-policy").await;
             admission::remove(manifest);
             Some(report::WithPolicy {
-                manifest: manifest.display().to_string(),
+                manifest: match policies {
+                    config::AdmissionPolicies::Chart => "the chart's (helm template)".to_owned(),
+                    config::AdmissionPolicies::Manifest(path) => path.display().to_string(),
+                },
                 adds_finalizer,
                 bare,
                 burst,
@@ -267,7 +282,8 @@ pub async fn run(config: Config) -> Results {
         "== paced requests ({}/s) expiring after {} s",
         config.paced_per_second, config.expires_in_seconds
     );
-    let paced_expiry = phases::paced_expiry(&config, &client, &recorder, &sim, &paced_ns).await;
+    let paced_expiry =
+        phases::paced_expiry(&config, &client, &recorder, &sim, &paced_ns, &typed).await;
     let peer = if config.runs("peer") {
         println!("== peer script over {} requests", config.peer_requests);
         Some(phases::peer(&config, &client, &peer_sim, PEER_KEY, &peer_ns).await)
@@ -310,6 +326,7 @@ pub async fn run(config: Config) -> Results {
         operator,
         OPERATOR_NS,
         &settled_ns,
+        &typed,
     )
     .await;
     operator.stop();

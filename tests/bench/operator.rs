@@ -39,6 +39,9 @@ impl OperatorProcess {
             format!("127.0.0.1:{port}"),
             // As the chart runs it: the Lease's renewals are counted apart from the requests'.
             "--leader-election".into(),
+            // The Clerk simulators listen on plain http on loopback.
+            "--clerk-api-hosts=127.0.0.1".into(),
+            "--allow-insecure-clerk-http".into(),
         ];
         args.extend_from_slice(extra_args);
         let dir = repo_root().join("target/bench-logs");

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{
     apiserver::{self, Writes},
-    cluster::{self, NewRequest, Recorder, now_ms},
+    cluster::{self, NewRequest, Recorder, Requester, now_ms},
     config::Config,
     operator::OperatorProcess,
     procfs,
@@ -103,7 +103,8 @@ pub struct BurstRun<'a> {
     pub requests: usize,
     pub clerk_limit: (u32, u64),
     pub namespaces: &'a [String],
-    pub with_admission_policy: bool,
+    /// Typed by the benchmark, or stamped by the admission policy.
+    pub requester: &'a Requester,
 }
 
 /// `run.requests` requests over the namespaces, created at once.
@@ -114,7 +115,14 @@ pub async fn burst(
     sim: &Simulator,
     operator: &OperatorProcess,
 ) -> Burst {
-    let requests = cluster::requests(run.requests, run.namespaces, run.phase, run.instance, "1h");
+    let requests = cluster::requests(
+        run.requests,
+        run.namespaces,
+        run.phase,
+        run.instance,
+        "1h",
+        run.requester,
+    );
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let (writes_before, sim_before) = (apiserver::snapshot(), sim.stats());
     let cpu_before = operator.cpu_seconds();
@@ -157,7 +165,7 @@ pub async fn burst(
         requests: run.requests,
         namespaces: run.namespaces.len(),
         issued,
-        with_admission_policy: run.with_admission_policy,
+        with_admission_policy: run.requester.stamped_by_admission(),
         clerk_limit: run.clerk_limit,
         wall_seconds: (last - start) as f64 / 1000.0,
         rate_limit_bound_seconds: Config::rate_limit_bound(run.requests, run.clerk_limit),
@@ -397,6 +405,7 @@ pub async fn paced_expiry(
     recorder: &Recorder,
     sim: &Simulator,
     namespace: &str,
+    requester: &Requester,
 ) -> PacedExpiry {
     let expires_in = format!("{}s", config.expires_in_seconds);
     let requests = cluster::requests(
@@ -405,6 +414,7 @@ pub async fn paced_expiry(
         "paced",
         "clerk",
         &expires_in,
+        requester,
     );
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let sim_before = sim.stats();
@@ -569,6 +579,7 @@ pub async fn settled(
     operator: OperatorProcess,
     operator_ns: &str,
     namespaces: &[String],
+    requester: &Requester,
 ) -> (Settled, OperatorProcess) {
     operator.stop();
     let setup = OperatorProcess::start(
@@ -578,7 +589,14 @@ pub async fn settled(
         "settle",
     );
     setup.wait_ready(Duration::from_secs(120)).await;
-    let requests = cluster::requests(config.settled, namespaces, "settled", "bulk", "24h");
+    let requests = cluster::requests(
+        config.settled,
+        namespaces,
+        "settled",
+        "bulk",
+        "24h",
+        requester,
+    );
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let start = Instant::now();
     cluster::create_all(client, &requests, 32).await;
