@@ -40,8 +40,8 @@ upgrade-test: tools ## upgrade from release UPGRADE_FROM (its CRDs and operator,
 	  UPGRADE_BASE_DIR=$$base env -u ENVTEST_DIR \
 	  $(CARGO) test --workspace --test upgrade -- --ignored --nocapture
 
-# The admission policies the bench measures writes per issue with: the chart's (helm template),
-# or a manifest's path; empty for none.
+# chart: the bench measures writes per issue with the chart's admission policies in force too;
+# empty: only without them.
 BENCH_ADMISSION_POLICIES ?= chart
 
 .PHONY: bench

@@ -1,78 +1,39 @@
-//! Admission policies given to the benchmark (`BENCH_ADMISSION_POLICIES`): applied to its
-//! control plane for the runs that measure them, removed after. The policies themselves are
-//! not the benchmark's: it measures what they change (a finalizer put on at create, so an
-//! issue costs one write less; the SubjectAccessReviews the governance checks send).
+//! The chart's admission policies in the benchmark. The test bed installs them with the CRDs
+//! (tests/support/admission.rs: rendered by `helm template` from the chart, bound to every
+//! namespace not labelled `actortokens.dev/admission-policies: off`). The benchmark labels
+//! its namespaces so, all but those of the runs that measure the policies: everywhere else a
+//! request is as in a cluster without them, and the operator adds the finalizer itself.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{future::Future, time::Duration};
 
-use super::config::AdmissionPolicies;
-use crate::support::{admission::rendered_policies, control_plane, repo_root};
+pub use crate::support::admission::POLICIES_OFF_LABEL;
 
-/// The manifest to apply: the chart's policies rendered into target/bench-logs/, or the
-/// one given.
-pub fn manifest(policies: &AdmissionPolicies) -> PathBuf {
-    match policies {
-        AdmissionPolicies::Manifest(path) => path.clone(),
-        AdmissionPolicies::Chart => {
-            let dir = repo_root().join("target/bench-logs");
-            std::fs::create_dir_all(&dir).expect("create target/bench-logs");
-            let path = dir.join("admission-policies.yaml");
-            std::fs::write(&path, rendered_policies())
-                .expect("write the chart's admission policies");
-            path
-        }
+/// The labels of a benchmark namespace, with the admission policies in force there or not.
+pub fn namespace_labels(policies: bool) -> serde_json::Value {
+    if policies {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ POLICIES_OFF_LABEL: "off" })
     }
 }
 
-/// Applies the manifest (server-side) and waits until its policies act on new requests (the
-/// API server loads policies a moment after they are stored): `acts` probes it, e.g. with a
-/// dry-run create. Returns whether they acted within 30 s; a policy that never does is
-/// reported, not fatal.
-pub async fn apply<F, Fut>(manifest: &Path, acts: F) -> bool
+/// Waits until `acts` says the policies act on a new request (e.g. a dry-run create comes back
+/// with the finalizer; the API server loads a policy a moment after it is stored), at most
+/// 30 s. Returns whether they did: a policy that never does is reported, not fatal.
+pub async fn wait_in_force<F, Fut>(acts: F) -> bool
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
-    kubectl(&["apply", "--server-side", "-f"], manifest);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if acts().await {
             return true;
         }
         if tokio::time::Instant::now() > deadline {
-            println!(
-                "   the admission policies in {} put no finalizer on a new request within 30 s",
-                manifest.display()
-            );
+            println!("   the admission policies put no finalizer on a new request within 30 s");
             return false;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Deletes what [`apply`] applied.
-pub fn remove(manifest: &Path) {
-    kubectl(
-        &["delete", "--ignore-not-found", "--wait=true", "-f"],
-        manifest,
-    );
-}
-
-fn kubectl(args: &[&str], manifest: &Path) {
-    let out = control_plane()
-        .kubectl()
-        .args(args)
-        .arg(manifest)
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {} {}: {}",
-        args.join(" "),
-        manifest.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -42,7 +42,8 @@ pub struct Bare {
     pub writes_per_issued: f64,
     /// Finalizer patches it had to make (0 when admission adds the finalizer).
     pub finalizer_patches: usize,
-    /// Whether an admission-policy manifest was applied for this run.
+    /// Whether the admission policies were in force for this run (they stamped the requester
+    /// and the finalizer).
     pub with_admission_policy: bool,
     /// Seconds from the first create to each `Issued`, for the plot.
     #[serde(skip)]

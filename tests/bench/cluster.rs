@@ -29,8 +29,12 @@ pub fn now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap()
 }
 
-pub async fn create_namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+/// A namespace, with the chart's admission policies in force there or not
+/// ([`super::admission::namespace_labels`]).
+pub async fn create_namespace(client: &Client, name: &str, admission_policies: bool) {
+    let labels = super::admission::namespace_labels(admission_policies);
+    let ns: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": name, "labels": labels } })).unwrap();
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await

@@ -37,10 +37,9 @@ pub struct Config {
     /// provider-http's settings, one burst each (`BENCH_PROVIDER_HTTP_RUNS`, `;`-separated
     /// argument lists; an empty list is its defaults).
     pub provider_http_runs: Vec<Vec<String>>,
-    /// Admission policies (`BENCH_ADMISSION_POLICIES`: `chart` for the chart's own, or a
-    /// manifest's path; unset or empty for none): when given, the bare client and the
-    /// operator's burst run a second time with them applied to the control plane.
-    pub admission_policies: Option<AdmissionPolicies>,
+    /// Whether the bare client and the operator's burst run a second time with the chart's
+    /// admission policies in force (`BENCH_ADMISSION_POLICIES=chart`; unset or empty: not).
+    pub admission_policies: bool,
     /// Parts left out of this run (`BENCH_SKIP`, comma-separated: `dev-key`, `peer`,
     /// `provider-http`), for quick runs while developing.
     pub skip: Vec<String>,
@@ -50,17 +49,6 @@ pub struct Config {
     /// Where the figures go (`BENCH_RESULTS`, default `tests/bench/results`).
     #[serde(skip)]
     pub results_dir: PathBuf,
-}
-
-/// Which admission policies the runs that measure them apply.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AdmissionPolicies {
-    /// The chart's, as `helm template` renders them (what an install with the chart's
-    /// defaults has).
-    Chart,
-    /// A manifest of one's own.
-    Manifest(PathBuf),
 }
 
 /// The chart's `concurrency` value (charts/actor-token-operator/values.yaml).
@@ -98,19 +86,17 @@ impl Config {
                 .split(';')
                 .map(|args| args.split_whitespace().map(str::to_owned).collect())
                 .collect(),
-            admission_policies: std::env::var_os("BENCH_ADMISSION_POLICIES")
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    if p == "chart" {
-                        return AdmissionPolicies::Chart;
-                    }
-                    let path = PathBuf::from(p);
-                    AdmissionPolicies::Manifest(if path.is_absolute() {
-                        path
-                    } else {
-                        crate::support::repo_root().join(path)
-                    })
-                }),
+            admission_policies: match std::env::var("BENCH_ADMISSION_POLICIES")
+                .unwrap_or_default()
+                .trim()
+            {
+                "chart" => true,
+                "" => false,
+                other => panic!(
+                    "BENCH_ADMISSION_POLICIES={other:?}: `chart` (the chart's policies, as the \
+                     test bed installs them) or empty"
+                ),
+            },
             skip: std::env::var("BENCH_SKIP")
                 .unwrap_or_default()
                 .split(',')

@@ -47,9 +47,10 @@ pub async fn run(config: Config) -> Results {
     let load_before = load_average();
     install_crds();
     let client = control_plane().client().await;
-    // Where the admission policies aren't installed, a request carries its requester as the
-    // client types it: the benchmark's own identity, which the operator's SubjectAccessReview
-    // then finds allowed to `use` the instances (a cluster admin).
+    // Where the admission policies aren't in force (every namespace but the policy runs'), a
+    // request carries its requester as the client types it: the benchmark's own identity,
+    // which the operator's SubjectAccessReview then finds allowed to `use` the instances (a
+    // cluster admin).
     let typed = Requester::Typed(cluster::own_identity(&client).await);
 
     let names = |prefix: &str, n: usize| -> Vec<String> {
@@ -67,14 +68,23 @@ pub async fn run(config: Config) -> Results {
         .iter()
         .chain(&bare_ns)
         .chain(&burst_ns)
-        .chain(&policy_ns)
         .chain(&dev_ns)
         .chain(&peer_ns)
         .chain(&http_ns)
         .chain(&settled_ns)
     {
-        cluster::create_namespace(&client, ns).await;
+        cluster::create_namespace(&client, ns, false).await;
     }
+    for ns in &policy_ns {
+        cluster::create_namespace(&client, ns, true).await;
+    }
+    assert!(
+        !cluster::admission_adds_finalizer(&client, &burst_ns[0]).await,
+        "the admission policies act in {}, labelled {}=off: the runs without them would \
+         measure them",
+        burst_ns[0],
+        admission::POLICIES_OFF_LABEL
+    );
 
     // Clerk as the issue sets it up: a production instance's limit and 50 ms added latency.
     let latency = Some(Latency::fixed(Duration::from_millis(
@@ -213,62 +223,52 @@ pub async fn run(config: Config) -> Results {
     // Measured: no need to revoke 1,000 tokens at a development key's pace.
     cluster::discard_phase(&client, &dev_ns, "dev-key").await;
 
-    let with_policy = match &config.admission_policies {
-        None => None,
-        Some(policies) => {
-            let manifest = &admission::manifest(policies);
-            println!(
-                "== admission policies {}: bare client and burst again",
-                manifest.display()
-            );
-            let adds_finalizer = admission::apply(manifest, || {
-                cluster::admission_adds_finalizer(&client, &policy_ns[0])
-            })
-            .await;
-            let bare = bare::run(
-                &config,
-                &client,
-                &recorder,
-                "bare-policy",
-                &policy_ns,
-                &Requester::Stamped,
-            )
-            .await;
-            let operator = OperatorProcess::start(
-                OPERATOR_NS,
-                config.concurrency,
-                &config.operator_args,
-                "policy",
-            );
-            operator.wait_ready(Duration::from_secs(120)).await;
-            let burst = phases::burst(
-                BurstRun {
-                    phase: "burst-policy",
-                    instance: "clerk",
-                    requests: config.requests,
-                    clerk_limit: limit,
-                    namespaces: &policy_ns,
-                    requester: &Requester::Stamped,
-                },
-                &client,
-                &recorder,
-                &sim,
-                &operator,
-            )
-            .await;
-            operator.stop();
-            cluster::discard_phase(&client, &policy_ns, "burst-policy").await;
-            admission::remove(manifest);
-            Some(report::WithPolicy {
-                manifest: match policies {
-                    config::AdmissionPolicies::Chart => "the chart's (helm template)".to_owned(),
-                    config::AdmissionPolicies::Manifest(path) => path.display().to_string(),
-                },
-                adds_finalizer,
-                bare,
-                burst,
-            })
-        }
+    let with_policy = if config.admission_policies {
+        println!("== the chart's admission policies in force: bare client and burst again");
+        let adds_finalizer =
+            admission::wait_in_force(|| cluster::admission_adds_finalizer(&client, &policy_ns[0]))
+                .await;
+        let bare = bare::run(
+            &config,
+            &client,
+            &recorder,
+            "bare-policy",
+            &policy_ns,
+            &Requester::Stamped,
+        )
+        .await;
+        let operator = OperatorProcess::start(
+            OPERATOR_NS,
+            config.concurrency,
+            &config.operator_args,
+            "policy",
+        );
+        operator.wait_ready(Duration::from_secs(120)).await;
+        let burst = phases::burst(
+            BurstRun {
+                phase: "burst-policy",
+                instance: "clerk",
+                requests: config.requests,
+                clerk_limit: limit,
+                namespaces: &policy_ns,
+                requester: &Requester::Stamped,
+            },
+            &client,
+            &recorder,
+            &sim,
+            &operator,
+        )
+        .await;
+        operator.stop();
+        cluster::discard_phase(&client, &policy_ns, "burst-policy").await;
+        Some(report::WithPolicy {
+            policies: "the chart's (helm template)".to_owned(),
+            adds_finalizer,
+            bare,
+            burst,
+        })
+    } else {
+        None
     };
 
     let operator = OperatorProcess::start(

@@ -63,7 +63,8 @@ pub struct Burst {
     pub requests: usize,
     pub namespaces: usize,
     pub issued: usize,
-    /// Whether an admission-policy manifest was applied for this run.
+    /// Whether the admission policies were in force for this run (they stamped the requester
+    /// and the finalizer).
     pub with_admission_policy: bool,
     /// The simulated Clerk's limit for this run's key: (requests, window seconds).
     pub clerk_limit: (u32, u64),

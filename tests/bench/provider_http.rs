@@ -124,7 +124,7 @@ pub async fn install(client: &Client, dir: &Path, key: &str) {
         "-f",
         crds,
     ]);
-    cluster::create_namespace(client, NAMESPACE).await;
+    cluster::create_namespace(client, NAMESPACE, false).await;
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
         "metadata": { "name": KEY_SECRET, "namespace": NAMESPACE },
         "stringData": { "secretKey": key }

@@ -43,10 +43,11 @@ pub struct Results {
     pub targets: Vec<Target>,
 }
 
-/// The runs with an admission-policy manifest applied.
+/// The runs with the admission policies in force.
 #[derive(Serialize)]
 pub struct WithPolicy {
-    pub manifest: String,
+    /// Which policies.
+    pub policies: String,
     /// Whether a request created with it applied got the operator's finalizer from admission.
     pub adds_finalizer: bool,
     pub bare: Bare,
@@ -566,8 +567,8 @@ fn every_figure(md: &mut String, r: &Results) {
     if let Some(p) = &r.with_policy {
         row(
             "policy",
-            "manifest / adds the finalizer at create",
-            format!("`{}` / {}", p.manifest, p.adds_finalizer),
+            "policies / add the finalizer at create",
+            format!("`{}` / {}", p.policies, p.adds_finalizer),
         );
         row(
             "policy bare",
