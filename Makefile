@@ -40,9 +40,15 @@ upgrade-test: tools ## upgrade from release UPGRADE_FROM (its CRDs and operator,
 	  UPGRADE_BASE_DIR=$$base env -u ENVTEST_DIR \
 	  $(CARGO) test --workspace --test upgrade -- --ignored --nocapture
 
+# chart: the bench measures writes per issue with the chart's admission policies in force too;
+# empty: only without them.
+BENCH_ADMISSION_POLICIES ?= chart
+
 .PHONY: bench
-bench: tools ## measure speed and cost at scale (a control plane of its own + Clerk simulator); writes tests/bench/results/
-	env -u ENVTEST_DIR $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
+bench: tools ## speed, cost and memory at scale, beside a bare client and provider-http (own control plane + Clerk simulator); writes tests/bench/results/
+	@hack/bench/provider-http.sh >/dev/null
+	env -u ENVTEST_DIR BENCH_ADMISSION_POLICIES=$(BENCH_ADMISSION_POLICIES) \
+	  $(CARGO) test --release --test bench -- --ignored --nocapture benchmark
 
 .PHONY: e2e-gitops
 e2e-gitops: tools ## the GitOps flow with Flux's own controllers (built once from Go modules); report in tests/flux_e2e/results/

@@ -28,6 +28,21 @@ pub struct Config {
     pub clerk_limit_requests: u32,
     pub clerk_limit_window_seconds: u64,
     pub clerk_latency_ms: u64,
+    /// Requests in the burst against a development key's limit (100 per 10 s), where Clerk is
+    /// the bound (`BENCH_DEV_REQUESTS`, default: `requests`).
+    pub dev_requests: usize,
+    /// DisposableRequests in each of provider-http's bursts (`BENCH_PROVIDER_HTTP_REQUESTS`,
+    /// default: `requests`).
+    pub provider_http_requests: usize,
+    /// provider-http's settings, one burst each (`BENCH_PROVIDER_HTTP_RUNS`, `;`-separated
+    /// argument lists; an empty list is its defaults).
+    pub provider_http_runs: Vec<Vec<String>>,
+    /// Whether the bare client and the operator's burst run a second time with the chart's
+    /// admission policies in force (`BENCH_ADMISSION_POLICIES=chart`; unset or empty: not).
+    pub admission_policies: bool,
+    /// Parts left out of this run (`BENCH_SKIP`, comma-separated: `dev-key`, `peer`,
+    /// `provider-http`), for quick runs while developing.
+    pub skip: Vec<String>,
     /// More arguments for `actor-token-operator run` (`BENCH_OPERATOR_ARGS`, split at
     /// whitespace), e.g. `--leader-election` as the chart sets it.
     pub operator_args: Vec<String>,
@@ -64,6 +79,30 @@ impl Config {
             clerk_limit_requests: 1000,
             clerk_limit_window_seconds: 10,
             clerk_latency_ms: 50,
+            dev_requests: var("BENCH_DEV_REQUESTS", requests),
+            provider_http_requests: var("BENCH_PROVIDER_HTTP_REQUESTS", requests),
+            provider_http_runs: std::env::var("BENCH_PROVIDER_HTTP_RUNS")
+                .unwrap_or_else(|_| ";--max-reconcile-rate=100".into())
+                .split(';')
+                .map(|args| args.split_whitespace().map(str::to_owned).collect())
+                .collect(),
+            admission_policies: match std::env::var("BENCH_ADMISSION_POLICIES")
+                .unwrap_or_default()
+                .trim()
+            {
+                "chart" => true,
+                "" => false,
+                other => panic!(
+                    "BENCH_ADMISSION_POLICIES={other:?}: `chart` (the chart's policies, as the \
+                     test bed installs them) or empty"
+                ),
+            },
+            skip: std::env::var("BENCH_SKIP")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
             operator_args: std::env::var("BENCH_OPERATOR_ARGS")
                 .unwrap_or_default()
                 .split_whitespace()
@@ -78,7 +117,20 @@ impl Config {
     /// The fastest `n` requests can be issued under the simulated Clerk's limit, in seconds:
     /// one create per request at the limit's sustained rate.
     pub fn rate_limit_bound_seconds(&self, n: usize) -> f64 {
-        n as f64 * self.clerk_limit_window_seconds as f64 / f64::from(self.clerk_limit_requests)
+        Config::rate_limit_bound(
+            n,
+            (self.clerk_limit_requests, self.clerk_limit_window_seconds),
+        )
+    }
+
+    /// The same under any limit of (requests, window seconds).
+    pub fn rate_limit_bound(n: usize, (requests, window_seconds): (u32, u64)) -> f64 {
+        n as f64 * window_seconds as f64 / f64::from(requests.max(1))
+    }
+
+    /// Whether `part` runs (not named in `BENCH_SKIP`).
+    pub fn runs(&self, part: &str) -> bool {
+        !self.skip.iter().any(|s| s == part)
     }
 }
 

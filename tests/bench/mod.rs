@@ -2,12 +2,17 @@
 //! benchmark's own (so the API server's write counters hold only its writes) against the
 //! Clerk simulator set up like a production instance. See README.md, "Performance".
 
+pub mod admission;
 pub mod apiserver;
+pub mod bare;
 pub mod cluster;
 pub mod config;
+pub mod heap;
 pub mod operator;
 pub mod phases;
 pub mod plot;
+pub mod procfs;
+pub mod provider_http;
 pub mod report;
 pub mod stats;
 
@@ -18,9 +23,10 @@ use clerk_sim::{Faults, Latency, RateLimit, SimConfig, Simulator};
 use kube::{Api, Client};
 
 use self::{
-    cluster::Recorder,
+    cluster::{Recorder, Requester},
     config::Config,
     operator::OperatorProcess,
+    phases::BurstRun,
     report::{Environment, Results},
 };
 use crate::support::{control_plane, eventually, install_crds, repo_root};
@@ -29,6 +35,11 @@ use crate::support::{control_plane, eventually, install_crds, repo_root};
 const KEY: &str = "sk_live_benchmarkKey0123456789";
 const PEER_KEY: &str = "sk_live_benchmarkPeerKey012345";
 const BULK_KEY: &str = "sk_live_benchmarkBulkKey012345";
+const PROVIDER_HTTP_KEY: &str = "sk_live_benchmarkHttpKey012345";
+/// A development key (`sk_test_`): Clerk allows it 100 requests per 10 s, and so does the
+/// operator by default.
+const DEV_KEY: &str = "sk_test_benchmarkDevKey0123456";
+const DEV_LIMIT: (u32, u64) = (100, 10);
 const OPERATOR_NS: &str = "actor-token-operator";
 
 pub async fn run(config: Config) -> Results {
@@ -36,28 +47,51 @@ pub async fn run(config: Config) -> Results {
     let load_before = load_average();
     install_crds();
     let client = control_plane().client().await;
+    // Where the admission policies aren't in force (every namespace but the policy runs'), a
+    // request carries its requester as the client types it: the benchmark's own identity,
+    // which the operator's SubjectAccessReview then finds allowed to `use` the instances (a
+    // cluster admin).
+    let typed = Requester::Typed(cluster::own_identity(&client).await);
 
     let names = |prefix: &str, n: usize| -> Vec<String> {
         (0..n).map(|i| format!("{prefix}-{i}")).collect()
     };
+    let bare_ns = names("bare", config.namespaces);
     let burst_ns = names("burst", config.namespaces);
+    let policy_ns = names("policy", config.namespaces);
+    let dev_ns = names("dev", config.namespaces);
     let peer_ns = names("peer", config.namespaces);
+    let http_ns = names("phttp", config.namespaces);
     let settled_ns = names("settled", config.namespaces);
     let paced_ns = "paced".to_owned();
     for ns in [OPERATOR_NS.to_owned(), paced_ns.clone()]
         .iter()
+        .chain(&bare_ns)
         .chain(&burst_ns)
+        .chain(&dev_ns)
         .chain(&peer_ns)
+        .chain(&http_ns)
         .chain(&settled_ns)
     {
-        cluster::create_namespace(&client, ns).await;
+        cluster::create_namespace(&client, ns, false).await;
     }
+    for ns in &policy_ns {
+        cluster::create_namespace(&client, ns, true).await;
+    }
+    assert!(
+        !cluster::admission_adds_finalizer(&client, &burst_ns[0]).await,
+        "the admission policies act in {}, labelled {}=off: the runs without them would \
+         measure them",
+        burst_ns[0],
+        admission::POLICIES_OFF_LABEL
+    );
 
     // Clerk as the issue sets it up: a production instance's limit and 50 ms added latency.
+    let latency = Some(Latency::fixed(Duration::from_millis(
+        config.clerk_latency_ms,
+    )));
     let clerk_faults = Faults {
-        latency: Some(Latency::fixed(Duration::from_millis(
-            config.clerk_latency_ms,
-        ))),
+        latency,
         rate_limit: Some(RateLimit::per_key(
             config.clerk_limit_requests,
             Duration::from_secs(config.clerk_limit_window_seconds),
@@ -65,24 +99,66 @@ pub async fn run(config: Config) -> Results {
         ..Faults::default()
     };
     let sim = start_sim(KEY, clerk_faults.clone()).await;
-    let peer_sim = start_sim(PEER_KEY, clerk_faults).await;
+    let peer_sim = start_sim(PEER_KEY, clerk_faults.clone()).await;
+    let http_sim = start_sim(PROVIDER_HTTP_KEY, clerk_faults).await;
+    // A development instance: Clerk's own limits for an `sk_test_` key.
+    let dev_sim = start_sim(
+        DEV_KEY,
+        Faults {
+            latency,
+            rate_limit: Some(RateLimit::Clerk),
+            ..Faults::default()
+        },
+    )
+    .await;
     // Only for issuing the settled requests quickly (setup, not measured).
     let bulk_sim = start_sim(BULK_KEY, Faults::default()).await;
     let limit = (
         config.clerk_limit_requests,
         config.clerk_limit_window_seconds,
     );
-    cluster::create_instance(&client, OPERATOR_NS, "clerk", &sim.api_url(), KEY, limit).await;
+    cluster::create_instance(
+        &client,
+        OPERATOR_NS,
+        "clerk",
+        &sim.api_url(),
+        KEY,
+        Some(limit),
+    )
+    .await;
     cluster::create_instance(
         &client,
         OPERATOR_NS,
         "bulk",
         &bulk_sim.api_url(),
         BULK_KEY,
-        (100_000, 10),
+        Some((100_000, 10)),
     )
     .await;
+    // No rateLimit: the operator's default for a development key is what is measured.
+    cluster::create_instance(
+        &client,
+        OPERATOR_NS,
+        "dev",
+        &dev_sim.api_url(),
+        DEV_KEY,
+        None,
+    )
+    .await;
+    let provider_http = config.runs("provider-http").then(|| {
+        println!("== provider-http: build (cached by version)");
+        provider_http::build()
+    });
+    if let Some(dir) = &provider_http {
+        provider_http::install(&client, dir, PROVIDER_HTTP_KEY).await;
+    }
     let recorder = Recorder::start(&client).await;
+
+    println!(
+        "== bare client: the writes alone for {} requests, {} at once",
+        config.requests, config.concurrency
+    );
+    let bare = bare::run(&config, &client, &recorder, "bare", &bare_ns, &typed).await;
 
     let operator = OperatorProcess::start(
         OPERATOR_NS,
@@ -91,25 +167,156 @@ pub async fn run(config: Config) -> Results {
         "burst",
     );
     operator.wait_ready(Duration::from_secs(120)).await;
-    wait_instance_ready(&client, "clerk").await;
-    wait_instance_ready(&client, "bulk").await;
+    for instance in ["clerk", "bulk", "dev"] {
+        wait_instance_ready(&client, instance).await;
+    }
     let operator_args = operator.args.clone();
 
     println!("== burst: {} requests at once", config.requests);
-    let burst = phases::burst(&config, &client, &recorder, &sim, &operator, &burst_ns).await;
+    let burst = phases::burst(
+        BurstRun {
+            phase: "burst",
+            instance: "clerk",
+            requests: config.requests,
+            clerk_limit: limit,
+            namespaces: &burst_ns,
+            requester: &typed,
+        },
+        &client,
+        &recorder,
+        &sim,
+        &operator,
+    )
+    .await;
     println!("== resync: restart over {} settled requests", burst.issued);
-    let sims = [&sim, &bulk_sim];
+    let sims = [&sim, &bulk_sim, &dev_sim];
     let (resync, operator) =
         phases::restart(&config, &client, &sims, operator, OPERATOR_NS, "resync").await;
     println!("== revocation: delete them all");
     let revocation = phases::revocation(&client, &recorder, &sim, &burst_ns).await;
+
+    let dev_key = if config.runs("dev-key") {
+        println!(
+            "== development key: {} requests at once, Clerk allows 100 per 10 s",
+            config.dev_requests
+        );
+        let dev = phases::burst(
+            BurstRun {
+                phase: "dev-key",
+                instance: "dev",
+                requests: config.dev_requests,
+                clerk_limit: DEV_LIMIT,
+                namespaces: &dev_ns,
+                requester: &typed,
+            },
+            &client,
+            &recorder,
+            &dev_sim,
+            &operator,
+        )
+        .await;
+        Some(dev)
+    } else {
+        None
+    };
+    operator.stop();
+    // Measured: no need to revoke 1,000 tokens at a development key's pace.
+    cluster::discard_phase(&client, &dev_ns, "dev-key").await;
+
+    let with_policy = if config.admission_policies {
+        println!("== the chart's admission policies in force: bare client and burst again");
+        let adds_finalizer =
+            admission::wait_in_force(|| cluster::admission_adds_finalizer(&client, &policy_ns[0]))
+                .await;
+        let bare = bare::run(
+            &config,
+            &client,
+            &recorder,
+            "bare-policy",
+            &policy_ns,
+            &Requester::Stamped,
+        )
+        .await;
+        let operator = OperatorProcess::start(
+            OPERATOR_NS,
+            config.concurrency,
+            &config.operator_args,
+            "policy",
+        );
+        operator.wait_ready(Duration::from_secs(120)).await;
+        let burst = phases::burst(
+            BurstRun {
+                phase: "burst-policy",
+                instance: "clerk",
+                requests: config.requests,
+                clerk_limit: limit,
+                namespaces: &policy_ns,
+                requester: &Requester::Stamped,
+            },
+            &client,
+            &recorder,
+            &sim,
+            &operator,
+        )
+        .await;
+        operator.stop();
+        cluster::discard_phase(&client, &policy_ns, "burst-policy").await;
+        Some(report::WithPolicy {
+            policies: "the chart's (helm template)".to_owned(),
+            adds_finalizer,
+            bare,
+            burst,
+        })
+    } else {
+        None
+    };
+
+    let operator = OperatorProcess::start(
+        OPERATOR_NS,
+        config.concurrency,
+        &config.operator_args,
+        "paced",
+    );
+    operator.wait_ready(Duration::from_secs(120)).await;
     println!(
         "== paced requests ({}/s) expiring after {} s",
         config.paced_per_second, config.expires_in_seconds
     );
-    let paced_expiry = phases::paced_expiry(&config, &client, &recorder, &sim, &paced_ns).await;
-    println!("== peer script over {} requests", config.peer_requests);
-    let peer = phases::peer(&config, &client, &peer_sim, PEER_KEY, &peer_ns).await;
+    let paced_expiry =
+        phases::paced_expiry(&config, &client, &recorder, &sim, &paced_ns, &typed).await;
+    let peer = if config.runs("peer") {
+        println!("== peer script over {} requests", config.peer_requests);
+        Some(phases::peer(&config, &client, &peer_sim, PEER_KEY, &peer_ns).await)
+    } else {
+        None
+    };
+    let mut provider_http_runs = Vec::new();
+    if let Some(dir) = &provider_http {
+        for (i, args) in config.provider_http_runs.iter().enumerate() {
+            println!(
+                "== provider-http {}: {} DisposableRequests at once",
+                if args.is_empty() {
+                    "with its defaults".to_owned()
+                } else {
+                    args.join(" ")
+                },
+                config.provider_http_requests
+            );
+            provider_http_runs.push(
+                provider_http::run(
+                    dir,
+                    args,
+                    &client,
+                    &http_sim,
+                    config.provider_http_requests,
+                    &http_ns,
+                    if i == 0 { "phttp" } else { "phttpb" },
+                    &format!("run{i}"),
+                )
+                .await,
+            );
+        }
+    }
     println!("== {} settled requests", config.settled);
     let (settled, operator) = phases::settled(
         &config,
@@ -119,14 +326,23 @@ pub async fn run(config: Config) -> Results {
         operator,
         OPERATOR_NS,
         &settled_ns,
+        &typed,
     )
     .await;
     operator.stop();
+    // What one cached request holds, whole and compact: an issued one with its Secret and an
+    // expired record, as the API server has them.
+    let cached_issued = heap::cached_request(&cluster::object_json(
+        "actortokenrequest",
+        &settled_ns[0],
+        "settled-0",
+    ));
+    let cached_expired = heap::cached_request(&cluster::object_json(
+        "actortokenrequest",
+        &paced_ns,
+        "paced-0",
+    ));
 
-    let per_request = |seconds: f64, n: usize| seconds / n.max(1) as f64;
-    let speedup = per_request(peer.wall_seconds, peer.requests)
-        / per_request(burst.wall_seconds, burst.issued).max(1e-9);
-    let targets = report::targets(&burst, &resync, &paced_expiry, &settled, speedup);
     let results = Results {
         started_at,
         environment: Environment {
@@ -139,15 +355,23 @@ pub async fn run(config: Config) -> Results {
         },
         config,
         operator_args,
+        bare,
         burst,
+        with_policy,
+        dev_key,
         resync,
         revocation,
         paced_expiry,
         peer,
-        operator_speedup_over_peer: speedup,
+        provider_http: provider_http_runs,
         settled,
-        targets,
-    };
+        cached_issued,
+        cached_expired,
+        burst_over_bound: 0.0,
+        operator_speedup_over_peer: None,
+        targets: Vec::new(),
+    }
+    .with_targets();
     report::write(&results);
     results
 }

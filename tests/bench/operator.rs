@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::procfs;
 use crate::support::{control_plane, repo_root};
 
 pub struct OperatorProcess {
@@ -38,6 +39,9 @@ impl OperatorProcess {
             format!("127.0.0.1:{port}"),
             // As the chart runs it: the Lease's renewals are counted apart from the requests'.
             "--leader-election".into(),
+            // The Clerk simulators listen on plain http on loopback.
+            "--clerk-api-hosts=127.0.0.1".into(),
+            "--allow-insecure-clerk-http".into(),
         ];
         args.extend_from_slice(extra_args);
         let dir = repo_root().join("target/bench-logs");
@@ -131,30 +135,19 @@ impl OperatorProcess {
         }
     }
 
-    /// (resident now, peak resident) in bytes, from /proc/PID/status.
+    /// (resident now, peak resident) in bytes.
     pub fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("read the operator's /proc status");
-        let kib = |field: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        (kib("VmRSS:"), kib("VmHWM:"))
+        procfs::memory(self.pid)
     }
 
-    /// User + system CPU time used so far, from /proc/PID/stat.
+    /// User + system CPU time used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .expect("read the operator's /proc stat");
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        ticks as f64 / clock_ticks_per_second()
+        procfs::cpu_seconds(self.pid)
+    }
+
+    /// Where its resident memory is (heap, stacks, code).
+    pub fn resident_breakdown(&self) -> procfs::ResidentBreakdown {
+        procfs::resident_breakdown(self.pid)
     }
 
     /// SIGTERM, as a rolling update would; SIGKILL if it hasn't stopped after 10 s.
@@ -186,11 +179,4 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("find a free port")
         .port()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output();
-    out.ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }

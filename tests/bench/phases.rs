@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use super::{
     apiserver::{self, Writes},
-    cluster::{self, NewRequest, Recorder, now_ms},
+    cluster::{self, NewRequest, Recorder, Requester, now_ms},
     config::Config,
     operator::OperatorProcess,
+    procfs,
     stats::{Summary, summarize},
 };
 use crate::support::{control_plane, repo_root};
@@ -56,9 +57,17 @@ impl ClerkCalls {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Burst {
+    /// Which run: `burst` (production key), `burst-policy` (with the admission policy),
+    /// `dev-key` (a development key's limit).
+    pub phase: &'static str,
     pub requests: usize,
     pub namespaces: usize,
     pub issued: usize,
+    /// Whether the admission policies were in force for this run (they stamped the requester
+    /// and the finalizer).
+    pub with_admission_policy: bool,
+    /// The simulated Clerk's limit for this run's key: (requests, window seconds).
+    pub clerk_limit: (u32, u64),
     /// From the first create sent to the last `Issued` seen.
     pub wall_seconds: f64,
     pub rate_limit_bound_seconds: f64,
@@ -71,11 +80,16 @@ pub struct Burst {
     pub latency_from_object_timestamps_s: Summary,
     pub clerk: ClerkCalls,
     pub clerk_calls_per_request: f64,
+    /// Users (one per request) for whom the simulator holds more than one token.
+    pub users_with_more_than_one_token: usize,
     /// Writes the operator made (the benchmark's own creates taken out), by verb and resource;
-    /// Lease renewals are listed but not counted per request.
+    /// Lease renewals and reviews are listed but not counted per request.
     pub writes: Writes,
     pub writes_per_issued: f64,
     pub writes_per_issued_without_events: f64,
+    pub events_per_issued: f64,
+    /// SubjectAccessReviews sent per issued request (calls, not stored writes).
+    pub subject_access_reviews_per_issued: f64,
     pub operator_cpu_seconds: f64,
     pub operator_peak_rss_bytes: u64,
     /// Seconds from the first create to each `Issued`, for the plot.
@@ -83,16 +97,33 @@ pub struct Burst {
     pub issued_at_s: Vec<f64>,
 }
 
-/// 1,000 requests over 10 namespaces, created at once.
+/// One burst: which requests, against which instance and limit.
+pub struct BurstRun<'a> {
+    pub phase: &'static str,
+    pub instance: &'static str,
+    pub requests: usize,
+    pub clerk_limit: (u32, u64),
+    pub namespaces: &'a [String],
+    /// Typed by the benchmark, or stamped by the admission policy.
+    pub requester: &'a Requester,
+}
+
+/// `run.requests` requests over the namespaces, created at once.
 pub async fn burst(
-    config: &Config,
+    run: BurstRun<'_>,
     client: &Client,
     recorder: &Recorder,
     sim: &Simulator,
     operator: &OperatorProcess,
-    namespaces: &[String],
 ) -> Burst {
-    let requests = cluster::requests(config.requests, namespaces, "burst", "clerk", "1h");
+    let requests = cluster::requests(
+        run.requests,
+        run.namespaces,
+        run.phase,
+        run.instance,
+        "1h",
+        run.requester,
+    );
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let (writes_before, sim_before) = (apiserver::snapshot(), sim.stats());
     let cpu_before = operator.cpu_seconds();
@@ -122,32 +153,54 @@ pub async fn burst(
 
     // Events follow the status write they announce: let the last ones land.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let own = [("create actortokenrequests", config.requests as u64)];
+    let own = [("create actortokenrequests", run.requests as u64)];
     let writes = apiserver::without(
         apiserver::delta(&writes_before, &apiserver::snapshot()),
         &own,
     );
     let clerk = ClerkCalls::between(&sim_before, &sim.stats());
-    let objects = cluster::list_phase(client, "burst").await;
+    let objects = cluster::list_phase(client, run.phase).await;
+    let per_issued = |n: u64| n as f64 / issued.max(1) as f64;
     Burst {
-        requests: config.requests,
-        namespaces: namespaces.len(),
+        phase: run.phase,
+        requests: run.requests,
+        namespaces: run.namespaces.len(),
         issued,
+        with_admission_policy: run.requester.stamped_by_admission(),
+        clerk_limit: run.clerk_limit,
         wall_seconds: (last - start) as f64 / 1000.0,
-        rate_limit_bound_seconds: config.rate_limit_bound_seconds(config.requests),
+        rate_limit_bound_seconds: Config::rate_limit_bound(run.requests, run.clerk_limit),
         apply_seconds: (applied - start) as f64 / 1000.0,
         latency_ms: summarize(&latency),
         latency_from_object_timestamps_s: summarize(&object_latencies(&objects)),
-        clerk_calls_per_request: clerk.total() as f64 / config.requests.max(1) as f64,
+        clerk_calls_per_request: clerk.total() as f64 / run.requests.max(1) as f64,
         clerk,
-        writes_per_issued: apiserver::per_request(&writes) as f64 / issued.max(1) as f64,
-        writes_per_issued_without_events: apiserver::per_request_without_events(&writes) as f64
-            / issued.max(1) as f64,
+        users_with_more_than_one_token: users_with_more_than_one_token(sim, run.phase),
+        writes_per_issued: per_issued(apiserver::per_request(&writes)),
+        writes_per_issued_without_events: per_issued(apiserver::per_request_without_events(
+            &writes,
+        )),
+        events_per_issued: per_issued(apiserver::events(&writes)),
+        subject_access_reviews_per_issued: per_issued(apiserver::subject_access_reviews(&writes)),
         writes,
         operator_cpu_seconds: cpu,
         operator_peak_rss_bytes: peak_rss,
         issued_at_s,
     }
+}
+
+/// Users of `phase` for whom the simulator made more than one token: a request served twice.
+/// (Each request impersonates a user of its own: [`cluster::user_id`].)
+pub fn users_with_more_than_one_token(sim: &Simulator, phase: &str) -> usize {
+    let mut per_user: HashMap<String, usize> = HashMap::new();
+    let tokens = sim.tokens();
+    for token in tokens
+        .iter()
+        .filter(|t| cluster::is_user_of(&t.user_id, phase))
+    {
+        *per_user.entry(token.user_id.clone()).or_default() += 1;
+    }
+    per_user.values().filter(|n| **n > 1).count()
 }
 
 /// creationTimestamp → the Issued condition's lastTransitionTime, in seconds.
@@ -186,6 +239,14 @@ pub struct Restart {
     /// Resident memory once every request was reconciled, and the peak so far.
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
+    /// Resident memory when /readyz first answered 200 (its caches filled, no reconcile
+    /// finished yet), from /proc/PID/status.
+    pub rss_at_ready_bytes: u64,
+    /// Where the resident memory was once every request was reconciled (/proc/PID/smaps).
+    pub resident: procfs::ResidentBreakdown,
+    /// glibc malloc's account of the heap then (gdb calling `malloc_stats()`; none without
+    /// gdb).
+    pub malloc: Option<procfs::MallocStats>,
     pub cpu_seconds: f64,
 }
 
@@ -211,10 +272,13 @@ pub async fn restart(
     let operator =
         OperatorProcess::start(operator_ns, config.concurrency, &config.operator_args, name);
     let ready = operator.wait_ready(Duration::from_secs(120)).await;
+    let (rss_at_ready, _) = operator.memory();
     let reconciled = operator
         .wait_reconciled(in_cluster, Duration::from_secs(3), LONG)
         .await;
     let (rss, peak) = operator.memory();
+    let resident = operator.resident_breakdown();
+    let malloc = procfs::malloc_stats(operator.pid, &operator.log);
     let writes = apiserver::delta(&writes_before, &apiserver::snapshot());
     let mut clerk = ClerkCalls::default();
     for (sim, before) in sims.iter().zip(&sims_before) {
@@ -233,6 +297,9 @@ pub async fn restart(
         clerk,
         rss_bytes: rss,
         peak_rss_bytes: peak,
+        rss_at_ready_bytes: rss_at_ready,
+        resident,
+        malloc,
         cpu_seconds: operator.cpu_seconds(),
     };
     (restart, operator)
@@ -339,6 +406,7 @@ pub async fn paced_expiry(
     recorder: &Recorder,
     sim: &Simulator,
     namespace: &str,
+    requester: &Requester,
 ) -> PacedExpiry {
     let expires_in = format!("{}s", config.expires_in_seconds);
     let requests = cluster::requests(
@@ -347,6 +415,7 @@ pub async fn paced_expiry(
         "paced",
         "clerk",
         &expires_in,
+        requester,
     );
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let sim_before = sim.stats();
@@ -430,6 +499,8 @@ pub struct Peer {
     pub wall_seconds: f64,
     pub secrets_written: usize,
     pub clerk: ClerkCalls,
+    /// Writes it made, by verb and resource.
+    pub writes: Writes,
     pub script: &'static str,
 }
 
@@ -448,7 +519,7 @@ pub async fn peer(
         let ns = &namespaces[i % namespaces.len()];
         input.push_str(&format!("{ns} peer-{i} user_bench{i} user_benchSupport\n"));
     }
-    let sim_before = sim.stats();
+    let (writes_before, sim_before) = (apiserver::snapshot(), sim.stats());
     let start = Instant::now();
     let mut child = Command::new("bash")
         .arg(repo_root().join("hack/bench/peer.sh"))
@@ -483,6 +554,7 @@ pub async fn peer(
         wall_seconds: wall,
         secrets_written: secrets,
         clerk: ClerkCalls::between(&sim_before, &sim.stats()),
+        writes: apiserver::delta(&writes_before, &apiserver::snapshot()),
         script: "hack/bench/peer.sh",
     }
 }
@@ -508,6 +580,7 @@ pub async fn settled(
     operator: OperatorProcess,
     operator_ns: &str,
     namespaces: &[String],
+    requester: &Requester,
 ) -> (Settled, OperatorProcess) {
     operator.stop();
     let setup = OperatorProcess::start(
@@ -517,7 +590,14 @@ pub async fn settled(
         "settle",
     );
     setup.wait_ready(Duration::from_secs(120)).await;
-    let requests = cluster::requests(config.settled, namespaces, "settled", "bulk", "24h");
+    let requests = cluster::requests(
+        config.settled,
+        namespaces,
+        "settled",
+        "bulk",
+        "24h",
+        requester,
+    );
     let keys: Vec<String> = requests.iter().map(NewRequest::key).collect();
     let start = Instant::now();
     cluster::create_all(client, &requests, 32).await;

@@ -3,14 +3,41 @@
 
 use std::fmt::Write;
 
-/// `issued_s`: seconds from the first create to each request's `Issued`; `bound_s`: when the
-/// rate limit lets the last of `total` requests through at the soonest.
+/// One line: its legend, seconds from the first create to each request's `Issued`, a colour.
+pub struct Series<'a> {
+    pub label: &'a str,
+    pub issued_s: &'a [f64],
+    pub colour: &'a str,
+}
+
+/// The first series is the operator's: `issued_s`, seconds from the first create to each
+/// request's `Issued`; `bound_s`: when the rate limit lets the last of `total` requests
+/// through at the soonest; `others`: more lines on the same axes (the bare client's).
 pub fn issued_over_time(issued_s: &[f64], total: usize, bound_s: f64, title: &str) -> String {
+    issued_over_time_with(issued_s, &[], total, bound_s, title)
+}
+
+pub fn issued_over_time_with(
+    issued_s: &[f64],
+    others: &[Series<'_>],
+    total: usize,
+    bound_s: f64,
+    title: &str,
+) -> String {
     let (w, h) = (720.0, 420.0);
     let (left, right, top, bottom) = (70.0, 20.0, 40.0, 50.0);
-    let mut times: Vec<f64> = issued_s.to_vec();
-    times.sort_by(f64::total_cmp);
-    let t_max = times.last().copied().unwrap_or(0.0).max(bound_s).max(1e-3) * 1.05;
+    let sorted = |s: &[f64]| {
+        let mut times = s.to_vec();
+        times.sort_by(f64::total_cmp);
+        times
+    };
+    let times = sorted(issued_s);
+    let latest = others
+        .iter()
+        .flat_map(|s| s.issued_s.iter().copied())
+        .chain(times.iter().copied())
+        .fold(0.0, f64::max);
+    let t_max = latest.max(bound_s).max(1e-3) * 1.05;
     let n_max = (total.max(1)) as f64;
     let x = |t: f64| left + (w - left - right) * t / t_max;
     let y = |n: f64| h - bottom - (h - top - bottom) * n / n_max;
@@ -76,14 +103,26 @@ pub fn issued_over_time(issued_s: &[f64], total: usize, bound_s: f64, title: &st
         x(bound_s),
         y(n_max)
     );
-    // Cumulative Issued, as a step line.
-    let mut path = format!("M{:.1} {:.1}", x(0.0), y(0.0));
-    for (i, t) in times.iter().enumerate() {
-        let _ = write!(path, " H{:.1} V{:.1}", x(*t), y((i + 1) as f64));
+    // Cumulative Issued, as step lines.
+    let step_line = |times: &[f64]| {
+        let mut path = format!("M{:.1} {:.1}", x(0.0), y(0.0));
+        for (i, t) in times.iter().enumerate() {
+            let _ = write!(path, " H{:.1} V{:.1}", x(*t), y((i + 1) as f64));
+        }
+        path
+    };
+    for series in others {
+        let _ = writeln!(
+            svg,
+            r##"<path d="{}" stroke="{}" stroke-width="2" fill="none"/>"##,
+            step_line(&sorted(series.issued_s)),
+            series.colour
+        );
     }
     let _ = writeln!(
         svg,
-        r##"<path d="{path}" stroke="#1f77b4" stroke-width="2" fill="none"/>"##
+        r##"<path d="{}" stroke="#1f77b4" stroke-width="2" fill="none"/>"##,
+        step_line(&times)
     );
     // Legend.
     let (lx, ly) = (left + 16.0, top + 14.0);
@@ -104,6 +143,18 @@ pub fn issued_over_time(issued_s: &[f64], total: usize, bound_s: f64, title: &st
         ly + 22.0,
         total
     );
+    for (i, series) in others.iter().enumerate() {
+        let ly = ly + 36.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"/><text x="{}" y="{}">{}</text>"##,
+            lx + 24.0,
+            series.colour,
+            lx + 30.0,
+            ly + 4.0,
+            escape(series.label)
+        );
+    }
     svg.push_str("</svg>\n");
     svg
 }
