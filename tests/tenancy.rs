@@ -21,28 +21,7 @@ const KEY: &str = "sk_test_tenancyTestKey0123456789";
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn apply(object: Value) {
-    let out = control_plane()
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(object.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("run kubectl apply");
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::apply(&object);
 }
 
 /// A key Secret and a ClerkInstance `clerk` in `namespace`, with `spec` merged in.

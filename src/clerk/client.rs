@@ -162,30 +162,11 @@ impl ClerkClient {
     /// revoking twice is harmless.
     pub async fn revoke_actor_token(&self, id: &str) -> Result<RevokeOutcome, ClerkError> {
         let kind = CallKind::Revoke;
-        if !is_path_segment(id) {
-            debug!(
-                operation = kind.name(),
-                token_id = id,
-                "not a token ID; nothing to revoke"
-            );
-            return Ok(RevokeOutcome::NotFound);
-        }
-        let url = self.endpoint(&["actor_tokens", id, "revoke"]);
-        let outcome = self
-            .inner
-            .engine
-            .run(kind, Some(id), || async {
-                let answer = self
-                    .send(kind, self.inner.http.post(url.clone()), MAX_ANSWER_BYTES)
-                    .await?;
-                match answer.status.as_u16() {
-                    200..=299 => Ok(RevokeOutcome::Revoked),
-                    400 => Ok(RevokeOutcome::NotPending),
-                    404 => Ok(RevokeOutcome::NotFound),
-                    _ => Err(answer.failure(kind)),
-                }
-            })
-            .await?;
+        let outcome = match self.post_revoke(kind, "actor_tokens", id).await? {
+            RevokeAnswer::Done => RevokeOutcome::Revoked,
+            RevokeAnswer::Refused => RevokeOutcome::NotPending,
+            RevokeAnswer::NotFound => RevokeOutcome::NotFound,
+        };
         debug!(operation = kind.name(), token_id = id, outcome = ?outcome, "actor token revoke answered");
         Ok(outcome)
     }
@@ -245,27 +226,47 @@ impl ClerkClient {
     /// Ends a session: `POST {api}/sessions/{id}/revoke`. Safe to send twice.
     pub async fn revoke_session(&self, id: &str) -> Result<SessionRevokeOutcome, ClerkError> {
         let kind = CallKind::RevokeSession;
+        let outcome = match self.post_revoke(kind, "sessions", id).await? {
+            RevokeAnswer::Done => SessionRevokeOutcome::Revoked,
+            RevokeAnswer::Refused => SessionRevokeOutcome::NotActive,
+            RevokeAnswer::NotFound => SessionRevokeOutcome::NotFound,
+        };
+        debug!(operation = kind.name(), session_id = id, outcome = ?outcome, "session revoke answered");
+        Ok(outcome)
+    }
+
+    /// `POST {api}/{collection}/{id}/revoke`, retried (revoking twice is harmless). Clerk's
+    /// revoke endpoints for actor tokens and sessions answer alike: 2xx done, 400 refused
+    /// (no longer pending or active), 404 unknown. An `id` that can't be a path segment is
+    /// nobody's: unknown, without a call.
+    async fn post_revoke(
+        &self,
+        kind: CallKind,
+        collection: &str,
+        id: &str,
+    ) -> Result<RevokeAnswer, ClerkError> {
         if !is_path_segment(id) {
-            return Ok(SessionRevokeOutcome::NotFound);
+            debug!(
+                operation = kind.name(),
+                id, "not a Clerk ID; nothing to revoke"
+            );
+            return Ok(RevokeAnswer::NotFound);
         }
-        let url = self.endpoint(&["sessions", id, "revoke"]);
-        let outcome = self
-            .inner
+        let url = self.endpoint(&[collection, id, "revoke"]);
+        self.inner
             .engine
             .run(kind, Some(id), || async {
                 let answer = self
                     .send(kind, self.inner.http.post(url.clone()), MAX_ANSWER_BYTES)
                     .await?;
                 match answer.status.as_u16() {
-                    200..=299 => Ok(SessionRevokeOutcome::Revoked),
-                    400 => Ok(SessionRevokeOutcome::NotActive),
-                    404 => Ok(SessionRevokeOutcome::NotFound),
+                    200..=299 => Ok(RevokeAnswer::Done),
+                    400 => Ok(RevokeAnswer::Refused),
+                    404 => Ok(RevokeAnswer::NotFound),
                     _ => Err(answer.failure(kind)),
                 }
             })
-            .await?;
-        debug!(operation = kind.name(), session_id = id, outcome = ?outcome, "session revoke answered");
-        Ok(outcome)
+            .await
     }
 
     fn endpoint(&self, segments: &[&str]) -> Url {
@@ -402,6 +403,13 @@ async fn read_capped(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// What one of Clerk's revoke endpoints answered (see `ClerkClient::post_revoke`).
+enum RevokeAnswer {
+    Done,
+    Refused,
+    NotFound,
 }
 
 #[cfg(test)]

@@ -2,14 +2,12 @@
 //! with only the RBAC the README's setup gives them: Alice, who applies a request by hand,
 //! and Bob, who approves or denies requests through one instance.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
-
 use serde_json::{Value, json};
 
-use super::support::admission::{grant, instance_rules, kubectl_as, requester_rules};
+use super::support::{
+    admission::{grant, instance_rules, kubectl_as, requester_rules},
+    run_with_input as run,
+};
 
 pub const ALICE: &str = "alice@example.com";
 pub const BOB: &str = "bob@example.com";
@@ -49,28 +47,6 @@ pub fn may_approve(namespace: &str, user: &str, instance: &str) {
 
 fn role_name(job: &str, user: &str) -> String {
     format!("{job}-{}", user.split('@').next().unwrap())
-}
-
-/// Runs `cmd` with `stdin`; its stdout, or its stderr on failure.
-fn run(mut cmd: Command, stdin: &str) -> Result<String, String> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 /// `user` applies `yaml` (a request file) in `namespace`, as a person would with kubectl.

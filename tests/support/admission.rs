@@ -58,27 +58,11 @@ pub fn rendered_policies() -> String {
 
 /// `kubectl apply --server-side` of `yaml`, as the admin.
 pub fn apply_yaml(yaml: &str) {
-    let mut child = control_plane()
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}\n{yaml}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = control_plane().kubectl();
+    cmd.args(["apply", "--server-side", "--force-conflicts", "-f", "-"]);
+    if let Err(e) = super::run_with_input(cmd, yaml) {
+        panic!("kubectl apply failed: {e}\n{yaml}");
+    }
 }
 
 /// Installs the admission policies (once per test binary; the CRDs must be there) and returns

@@ -75,28 +75,7 @@ impl Env {
     }
 
     pub async fn apply(&self, object: Value) {
-        let out = control_plane()
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(object.to_string().as_bytes())?;
-                child.wait_with_output()
-            })
-            .expect("run kubectl apply");
-        assert!(
-            out.status.success(),
-            "kubectl apply failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::apply(&object);
     }
 
     pub async fn create_request(&self, name: &str, spec: Value) -> ActorTokenRequest {

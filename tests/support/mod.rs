@@ -23,6 +23,40 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 
+/// Runs `cmd` with `input` on its stdin: its stdout, or its stderr when it fails.
+pub fn run_with_input(mut cmd: Command, input: &str) -> Result<String, String> {
+    use std::{io::Write, process::Stdio};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run {cmd:?}: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .map_err(|e| format!("write to {cmd:?}: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `kubectl apply` of `object`, as the admin.
+pub fn apply(object: &serde_json::Value) {
+    let mut cmd = control_plane().kubectl();
+    cmd.args(["apply", "-f", "-"]);
+    if let Err(e) = run_with_input(cmd, &object.to_string()) {
+        panic!("kubectl apply failed: {e}");
+    }
+}
+
 /// A running control plane: where its kubeconfig is and which kubectl matches it.
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
