@@ -21,22 +21,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 command -v go >/dev/null || die "go is not on PATH; install Go 1.26 or newer (it builds the test control plane)."
 
-# Runs a build, printing a line every minute so a long first build is visibly alive.
-with_progress() {
-  local what=$1 estimate=$2; shift 2
-  local start=$SECONDS
-  log "building $what (first build only; about $estimate on 2 cores, cached afterwards)"
-  "$@" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -0 "$pid" 2>/dev/null && log "  still building $what: $(( (SECONDS - start) / 60 )) min so far"
-  done
-  if ! wait "$pid"; then
-    die "building $what failed (see the go output above). Check that the Go module proxy is reachable and that there is disk space under $cache."
-  fi
-  log "built $what in $(( SECONDS - start )) s"
-}
+# shellcheck source=go-build.sh
+source "$here/go-build.sh"
 
 # A wrapper module for k8s.io/kubernetes: its go.mod requires every staging module at v0.0.0
 # and replaces it with a local folder, so each must be pointed at its published v0.N.P tag.

@@ -22,20 +22,8 @@ die() { log "ERROR: $*"; exit 1; }
 command -v go >/dev/null || die "go is not on PATH; install Go 1.26 or newer (it builds Flux's controllers)."
 command -v python3 >/dev/null || die "python3 is not installed; it reads the controllers' go.mod (Debian: apt-get install python3)."
 
-# Runs a build, printing a line every minute so a long first build is visibly alive.
-with_progress() {
-  local what=$1 estimate=$2; shift 2
-  local start=$SECONDS
-  log "building $what (first build only; about $estimate on 2 cores, cached afterwards)"
-  "$@" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -0 "$pid" 2>/dev/null && log "  still building $what: $(( (SECONDS - start) / 60 )) min so far"
-  done
-  wait "$pid" || die "building $what failed (see the go output above). Check that the Go module proxy is reachable and that there is disk space under $cache."
-  log "built $what in $(( SECONDS - start )) s"
-}
+# shellcheck source=../go-build.sh
+source "$here/../go-build.sh"
 
 # The controller's go.mod as a wrapper module's go.mod: its go and godebug lines, a require of
 # the controller, and its replace directives (they apply only in the main module, and without
