@@ -126,13 +126,13 @@ pub async fn reconcile(
             // A compact request (see `compact`) is only ever left to wait: anything else is
             // decided again on the whole object.
             if compact::is_compact(&current) && !matches!(step, Step::Wait { .. }) {
-                match read_whole(&current, &ctx).await? {
-                    Some(whole) => {
-                        current = whole;
+                match apply::refetch(&current, &ctx).await? {
+                    Next::Again(whole) => {
+                        current = *whole;
                         view = View::Fresh;
                         continue;
                     }
-                    None => return Ok(Requeue::await_change()),
+                    Next::Done(requeue) | Next::Deferred(requeue) => return Ok(requeue),
                 }
             }
             if !matches!(step, Step::Wait { .. }) {
@@ -201,23 +201,6 @@ async fn observe_secret(
     let secrets =
         Api::<Secret>::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default());
     Ok(secrets.get_opt(&request.secret_name()).await?)
-}
-
-/// `request` whole, from the API server (`None`: gone since; its deletion is the watch's next
-/// event).
-pub(crate) async fn read_whole(
-    request: &ActorTokenRequest,
-    ctx: &Context,
-) -> Result<Option<ActorTokenRequest>, Error> {
-    let api = Api::<ActorTokenRequest>::namespaced(
-        ctx.client.clone(),
-        &request.namespace().unwrap_or_default(),
-    );
-    let mut whole = api.get_opt(&request.name_any()).await?;
-    if let Some(whole) = whole.as_mut() {
-        whole.metadata.managed_fields = None;
-    }
-    Ok(whole)
 }
 
 /// When to look again after a failed reconcile: `decide::retry` says how long.

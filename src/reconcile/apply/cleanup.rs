@@ -9,14 +9,19 @@ use kube::{
     runtime::{controller::Action as Requeue, events::EventType},
 };
 
-use super::{Next, events::publish, status::api, until};
+use super::{
+    Next,
+    events::publish,
+    status::{api, refetch},
+    until,
+};
 use crate::{
     api::ActorTokenRequest,
     governance::{
         audit::{self, AuditEvent},
         cleanup,
     },
-    reconcile::{Context, Error, compact, error::is_not_found, read_whole},
+    reconcile::{Context, Error, compact, error::is_not_found},
 };
 
 /// For a finished request: delete it if its time has come, else wake at that time (or never).
@@ -31,10 +36,7 @@ pub(super) async fn settled(request: &ActorTokenRequest, ctx: &Context) -> Resul
     }
     // Deleted and audited as the API server has it, never on a compact form's word.
     if compact::is_compact(request) {
-        return Ok(match read_whole(request, ctx).await? {
-            Some(whole) => Next::Again(Box::new(whole)),
-            None => Next::Done(Requeue::await_change()),
-        });
+        return refetch(request, ctx).await;
     }
     let dp = DeleteParams {
         preconditions: Some(Preconditions {

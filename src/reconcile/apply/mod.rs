@@ -29,7 +29,8 @@ use kube::{ResourceExt, runtime::controller::Action as Requeue};
 
 use tracing::warn;
 
-use self::status::{newer_than_cached, refetch, set_finalizers};
+pub(crate) use self::status::refetch;
+use self::status::{newer_than_cached, set_finalizers};
 use super::{Context, Error, decide::Step, error::is_conflict, records::Vetted};
 use crate::api::{ActorTokenRequest, FINALIZER};
 

@@ -191,7 +191,7 @@ pub(super) async fn write_and_decide_again(
     })
 }
 
-pub(super) async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
+pub(crate) async fn refetch(request: &ActorTokenRequest, ctx: &Context) -> Result<Next, Error> {
     match api(request, ctx).get_opt(&request.name_any()).await? {
         Some(fresh) => Ok(Next::Again(Box::new(fresh))),
         None => Ok(Next::Done(Requeue::await_change())),
