@@ -119,6 +119,19 @@ impl People {
     }
 }
 
+impl People {
+    /// Starts the plugin as `user` with `args` in the background, its progress (stderr) going
+    /// to the file it returns, to be read while it runs.
+    fn start(&self, user: &str, args: &[&str]) -> (std::process::Child, PathBuf) {
+        let progress = self.dir.path().join(format!("{user}-{}.err", args[0]));
+        let mut cmd = self.plugin(user);
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&progress).unwrap());
+        (cmd.spawn().unwrap(), progress)
+    }
+}
+
 /// Runs the plugin to its end, off the test's runtime (which serves the Clerk simulator).
 async fn run(mut cmd: Command, args: &[&str]) -> Output {
     cmd.args(args);
@@ -405,12 +418,7 @@ async fn request_url_list_describe_and_revoke_end_to_end_without_approval() {
         }
     };
     hold(json!(["tests.actortokens.dev/hold"])).await;
-    let progress = people.dir.path().join("alice-revoke.err");
-    let mut cmd = people.plugin(ALICE);
-    cmd.args(["revoke", "t-1"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&progress).unwrap());
-    let revoking = cmd.spawn().unwrap();
+    let (revoking, progress) = people.start(ALICE, &["revoke", "t-1"]);
     wait_for_file_text(
         &progress,
         "alice's plugin to wait for the Secret",
@@ -443,12 +451,9 @@ async fn alice_requests_bob_approves_alice_reads_the_link_and_revokes() {
     let people = People::new(&env);
 
     // alice asks and waits; her progress says for what, and who could approve.
-    let progress = people.dir.path().join("alice-request.err");
-    let mut cmd = people.plugin(ALICE);
-    cmd.stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&progress).unwrap());
-    let waiting = cmd
-        .args([
+    let (waiting, progress) = people.start(
+        ALICE,
+        &[
             "request",
             "user_2customer",
             "--actor",
@@ -463,9 +468,8 @@ async fn alice_requests_bob_approves_alice_reads_the_link_and_revokes() {
             "t-1",
             "--timeout",
             "2m",
-        ])
-        .spawn()
-        .unwrap();
+        ],
+    );
     let told = wait_for_file_text(
         &progress,
         "alice to be told she waits for approval",
@@ -591,12 +595,9 @@ async fn a_denial_ends_the_wait_with_exit_5_and_nothing_is_minted() {
     grant_people(&env, false);
     let people = People::new(&env);
 
-    let progress = people.dir.path().join("alice-request.err");
-    let mut cmd = people.plugin(ALICE);
-    cmd.stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&progress).unwrap());
-    let waiting = cmd
-        .args([
+    let (waiting, progress) = people.start(
+        ALICE,
+        &[
             "request",
             "user_2customer",
             "--actor",
@@ -609,9 +610,8 @@ async fn a_denial_ends_the_wait_with_exit_5_and_nothing_is_minted() {
             "t-2",
             "--timeout",
             "2m",
-        ])
-        .spawn()
-        .unwrap();
+        ],
+    );
     // alice may not read RBAC: she is told which right to look for instead of names.
     let told = wait_for_file_text(
         &progress,
